@@ -1,0 +1,126 @@
+"""Engines and sessions for PostgreSQL (psycopg 3) and SQLite (aiosqlite), chosen from one URL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import URL, DateTime, event, make_url, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
+
+from mcp_server.errors import StoreUnavailable
+
+
+def database_url(raw: str, *, asynchronous: bool = True) -> URL:
+    """Our driver for a plain URL: `postgresql://...?sslmode=require` (Neon, Azure) or `sqlite:///path`."""
+    url = make_url(raw.replace("postgres://", "postgresql://", 1) if raw.startswith("postgres://") else raw)
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        return url.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite" if asynchronous else "sqlite+pysqlite")
+    raise ValueError(f"DATABASE_URL: unsupported database {backend!r}; use postgresql:// or sqlite:///")
+
+
+def prepare_sqlite_file(url: URL) -> None:
+    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Leave transaction control to SQLAlchemy's "begin" event below (the documented recipe).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_engine(raw_url: str, **options: Any) -> AsyncEngine:
+    url = database_url(raw_url)
+    if url.get_backend_name() == "sqlite":
+        prepare_sqlite_file(url)
+        engine = create_async_engine(url, **options)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        # Take the write lock up front: a deferred transaction that reads and then writes fails
+        # with SQLITE_BUSY when another writer committed in between, whatever the busy timeout.
+        event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
+    options.setdefault("pool_size", 10)
+    options.setdefault("max_overflow", 20)
+    options.setdefault("pool_timeout", 10)
+    return create_async_engine(url, **options)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes in and out, stored as UTC (SQLite has no zone-aware type)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database could not be reached (so a retry may succeed)."""
+    if isinstance(
+        error, OperationalError | InterfaceError | PoolTimeout | ConnectionError | asyncio.TimeoutError
+    ):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+class Database:
+    """The engine and session factory of one database, plus what its dialect can do."""
+
+    def __init__(self, url: str, **engine_options: Any) -> None:
+        self.url = url
+        self.engine = create_engine(url, **engine_options)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits on success, rolls back on error; outages become `StoreUnavailable`."""
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        except Exception as error:
+            if is_unavailable(error):
+                raise StoreUnavailable() from error
+            raise
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

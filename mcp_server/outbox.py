@@ -1,0 +1,81 @@
+"""The transactional outbox: events written with the change they describe, published afterwards.
+
+Appending takes the user's next sequence number, which locks the user's row until commit: one
+user's changes commit one after another, so their outbox ids follow their sequence numbers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Insert, Table, Text, bindparam, func, insert, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mcp_server.models import OutboxEvent, UserAccount
+
+# Core statements on the tables (SQLModel declares `__table__` untyped).
+OUTBOX: Table = OutboxEvent.__table__  # type: ignore[attr-defined]
+USERS: Table = UserAccount.__table__  # type: ignore[attr-defined]
+
+
+def _next_seq(insert_for: Any) -> Insert:
+    """Upsert of the user's row that returns their next sequence number (and stores a new zone)."""
+    zone = bindparam("timezone", type_=Text)
+    upsert = insert_for(USERS).values(
+        user_id=bindparam("user_id"),
+        last_seq=1,
+        timezone=func.coalesce(zone, "UTC"),
+        created_at=bindparam("created_at"),
+    )
+    changes = {"last_seq": USERS.c.last_seq + 1, "timezone": func.coalesce(zone, USERS.c.timezone)}
+    statement: Insert = upsert.on_conflict_do_update(index_elements=["user_id"], set_=changes)
+    return statement.returning(USERS.c.last_seq)
+
+
+_SQLITE_NEXT_SEQ = _next_seq(sqlite.insert)
+
+# PostgreSQL: one round trip for both rows.
+_SEQ = _next_seq(postgresql.insert).cte("seq")
+_POSTGRES_APPEND = (
+    insert(OUTBOX)
+    .from_select(
+        ["event_id", "event_type", "user_id", "seq", "payload", "created_at", "attempts"],
+        select(
+            bindparam("event_id"),
+            bindparam("event_type"),
+            bindparam("user_id"),
+            _SEQ.c.last_seq,
+            bindparam("payload", type_=OUTBOX.c.payload.type),
+            bindparam("created_at", type_=OUTBOX.c.created_at.type),
+            literal_column("0"),
+        ),
+    )
+    .returning(OUTBOX.c.seq)
+)
+
+
+async def append(
+    session: AsyncSession, event: dict[str, Any], *, user_id: str, timezone: str | None, created_at: datetime
+) -> int:
+    """Add `event` to the outbox under the user's next sequence number, which it returns."""
+    row = {
+        "event_id": event["id"],
+        "event_type": event["type"],
+        "user_id": user_id,
+        "payload": event,
+        "created_at": created_at,
+        "timezone": timezone,
+    }
+    if session.get_bind().dialect.name == "postgresql":
+        return int((await session.execute(_POSTGRES_APPEND, row)).scalar_one())
+    seq = int((await session.execute(_SQLITE_NEXT_SEQ, row)).scalar_one())
+    del row["timezone"]
+    await session.execute(insert(OUTBOX), {**row, "seq": seq, "attempts": 0})
+    return seq
+
+
+def document(payload: dict[str, Any], seq: int) -> dict[str, Any]:
+    """The CloudEvent as published: the stored event plus its `sequence` (the user's event number)."""
+    return {**payload, "sequence": str(seq)}

@@ -1,0 +1,552 @@
+"""`TaskService`: the only writer of tasks. Every method is scoped by the caller's user id.
+
+Each change writes the task and one outbox row (its CloudEvent) in one transaction, bumps the
+task's `version` and takes the user's next event sequence number. Taking that number locks the
+user's row, so one user's changes commit one after another and their outbox ids follow commit order.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, exists, func, insert, literal, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import column
+from sqlmodel import col
+from uuid6 import uuid7
+
+from mcp_server import dates, outbox, recurrence
+from mcp_server.db import Database
+from mcp_server.errors import InvalidInput, TaskNotFound
+from mcp_server.events import (
+    TASK_COMPLETED,
+    TASK_CREATED,
+    TASK_DELETED,
+    TASK_REOPENED,
+    TASK_UPDATED,
+    build_event,
+    task_data,
+)
+from mcp_server.models import Priority, Task, UserAccount, utcnow
+from mcp_server.schemas import (
+    PRIORITIES,
+    DeletedTask,
+    TaskCreate,
+    TaskOut,
+    TaskPage,
+    TaskPatch,
+    TaskQuery,
+    TaskSummary,
+)
+
+TASKS = Task.__table__  # type: ignore[attr-defined]
+ZONE_CACHE_SECONDS = 60.0
+ZONE_CACHE_SIZE = 10_000
+
+# A day named without a time of day ("friday", "2026-12-01") means 09:00 local.
+DEFAULT_TIME = clock_time(9, 0)
+START_OF_DAY = clock_time(0, 0)
+END_OF_DAY = clock_time(23, 59, 59)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the authenticated user, and the time zone their client says they are in."""
+
+    user_id: str
+    timezone: str | None = None
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def parse_task_id(raw: str | uuid.UUID) -> uuid.UUID:
+    if isinstance(raw, uuid.UUID):
+        return raw
+    try:
+        return uuid.UUID(raw.strip())
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidInput(
+            "task_id", f"{str(raw)[:64]!r} is not a task id (a UUID); list or search tasks to find the id"
+        ) from None
+
+
+class TaskService:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        source: str = "/todo-chatbot/mcp-server",
+        clock: Callable[[], datetime] = utcnow,
+        after_commit: Callable[[], None] | None = None,
+        traceparent: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.source = source
+        self.clock = clock
+        self._after_commit = after_commit
+        self._traceparent = traceparent
+        # user id -> (zone, expiry): read on every call, changed rarely, refreshed within a minute.
+        self._zones: dict[str, tuple[ZoneInfo, float]] = {}
+
+    # ---- reads -------------------------------------------------------------------------
+
+    async def get(self, caller: Caller, task_id: str | uuid.UUID) -> TaskOut:
+        async with self.db.transaction() as session:
+            tz = await self._zone(session, caller)
+            return to_out(await self._load(session, caller, task_id), tz)
+
+    async def list_tasks(self, caller: Caller, query: TaskQuery) -> TaskPage:
+        async with self.db.transaction() as session:
+            tz = await self._zone(session, caller)
+            conditions = self._filters(caller, query, tz, self.clock())
+            offset = self._decode_cursor(query)
+            page = (
+                select(*_SUMMARY_COLUMNS)
+                .where(*conditions)
+                .order_by(*self._order(query))
+                .offset(offset)
+                .limit(query.limit + 1)
+            )
+            rows = (await session.execute(page)).all()
+            more = len(rows) > query.limit
+            if offset == 0 and not more:
+                total = len(rows)  # the whole listing is on this page: no need to count
+            else:
+                count = select(func.count()).select_from(Task).where(*conditions)
+                total = int(await session.scalar(count) or 0)
+        return TaskPage.model_construct(
+            tasks=[_summary(row, tz) for row in rows[: query.limit]],
+            total=total,
+            next_cursor=self._encode_cursor(query, offset + query.limit) if more else None,
+        )
+
+    # ---- writes ------------------------------------------------------------------------
+
+    async def create(self, caller: Caller, fields: TaskCreate) -> TaskOut:
+        now = self.clock()
+        async with self.db.transaction() as session:
+            tz = await self._zone(session, caller)
+            task = Task(
+                id=uuid7(),
+                user_id=caller.user_id,
+                title=fields.title,
+                description=fields.description,
+                priority=Priority[fields.priority or "none"],
+                tags=fields.tags or [],
+                created_at=now,
+                updated_at=now,
+            )
+            _apply_schedule(task, fields.due, fields.remind, fields.repeat, tz=tz, now=now)
+            await session.execute(insert(TASKS), task.model_dump())
+            await self._record(session, caller, TASK_CREATED, str(task.id), task_data(task), now)
+        self._committed()
+        return to_out(task, tz)
+
+    async def create_occurrence(self, user_id: str, previous: dict[str, Any]) -> TaskOut | None:
+        """The next occurrence of a completed repeating task (from its event `data`), exactly once.
+
+        Returns None when the series has ended or the occurrence already exists.
+        """
+        rule, series, index = previous.get("recurrence"), previous.get("seriesId"), previous.get("occurrence")
+        if not rule or not series or not index or previous.get("dueDate") is None:
+            return None
+        now = self.clock()
+        caller = Caller(user_id)
+        async with self.db.transaction() as session:
+            tz = await self._zone(session, caller)
+            current_due = datetime.fromtimestamp(int(previous["dueDate"]), tz)
+            due = recurrence.next_occurrence(rule, tz=tz, current=current_due, index=int(index))
+            if due is None:
+                return None
+            series_id = uuid.UUID(str(series))
+            taken = await session.scalar(
+                select(col(Task.id)).where(
+                    col(Task.series_id) == series_id, col(Task.occurrence) == int(index) + 1
+                )
+            )
+            if taken is not None:
+                return None
+            offset = previous.get("remindOffset")
+            task = Task(
+                id=uuid7(),
+                user_id=user_id,
+                title=previous["title"],
+                description=previous.get("description"),
+                priority=Priority[previous.get("priority") or "none"],
+                tags=list(previous.get("tags") or []),
+                due_at=due,
+                remind_offset_s=offset,
+                remind_at=due - timedelta(seconds=offset) if offset else None,
+                recurrence=rule,
+                series_id=series_id,
+                occurrence=int(index) + 1,
+                created_at=now,
+                updated_at=now,
+            )
+            await session.execute(insert(TASKS), task.model_dump())
+            await self._record(session, caller, TASK_CREATED, str(task.id), task_data(task), now)
+        self._committed()
+        return to_out(task, tz)
+
+    async def update(self, caller: Caller, task_id: str | uuid.UUID, patch: TaskPatch) -> TaskOut:
+        now = self.clock()
+        async with self.db.transaction() as session:
+            tz = await self._zone(session, caller)
+            task = await self._load(session, caller, task_id, for_update=True)
+            before = task_data(task)
+            if patch.title is not None:
+                task.title = patch.title
+            if patch.description is not None:
+                task.description = patch.description or None
+            if patch.priority is not None:
+                task.priority = Priority[patch.priority]
+            task.tags = _patched_tags(task.tags, patch)
+            _apply_schedule(task, patch.due, patch.remind, patch.repeat, tz=tz, now=now, patching=True)
+            changed = _changed_fields(before, task_data(task))
+            if not changed:
+                return to_out(task, tz)
+            task.version += 1
+            task.updated_at = now
+            await self._record(
+                session, caller, TASK_UPDATED, str(task.id), task_data(task) | {"changed": changed}, now
+            )
+        self._committed()
+        return to_out(task, tz)
+
+    async def complete(self, caller: Caller, task_id: str | uuid.UUID) -> TaskOut:
+        return await self._set_completed(caller, task_id, True)
+
+    async def reopen(self, caller: Caller, task_id: str | uuid.UUID) -> TaskOut:
+        return await self._set_completed(caller, task_id, False)
+
+    async def delete(self, caller: Caller, task_id: str | uuid.UUID) -> DeletedTask:
+        now = self.clock()
+        async with self.db.transaction() as session:
+            task = await self._load(session, caller, task_id, for_update=True)
+            data = task_data(task) | {"version": task.version + 1, "updatedAt": int(now.timestamp())}
+            await session.delete(task)
+            await self._record(session, caller, TASK_DELETED, str(task.id), data, now)
+        self._committed()
+        return DeletedTask(id=task.id, title=task.title)
+
+    # ---- internals ---------------------------------------------------------------------
+
+    async def _set_completed(self, caller: Caller, task_id: str | uuid.UUID, completed: bool) -> TaskOut:
+        now = self.clock()
+        async with self.db.transaction() as session:
+            tz = await self._zone(session, caller)
+            task = await self._load(session, caller, task_id, for_update=True)
+            if task.completed == completed:
+                return to_out(task, tz)
+            task.completed = completed
+            task.completed_at = now if completed else None
+            task.version += 1
+            task.updated_at = now
+            event_type = TASK_COMPLETED if completed else TASK_REOPENED
+            await self._record(session, caller, event_type, str(task.id), task_data(task), now)
+        self._committed()
+        return to_out(task, tz)
+
+    async def _load(
+        self, session: AsyncSession, caller: Caller, task_id: str | uuid.UUID, *, for_update: bool = False
+    ) -> Task:
+        statement = select(Task).where(
+            col(Task.id) == parse_task_id(task_id), col(Task.user_id) == caller.user_id
+        )
+        if for_update and self.db.is_postgres:
+            statement = statement.with_for_update()
+        task = await session.scalar(statement)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    async def _zone(self, session: AsyncSession, caller: Caller) -> ZoneInfo:
+        """The caller's zone: the one their client sends, else the one stored for them, else UTC."""
+        if caller.timezone:
+            try:
+                return dates.zone(caller.timezone)
+            except dates.DateParseError as error:
+                raise InvalidInput("timezone", str(error)) from None
+        cached = self._zones.get(caller.user_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        stored = await session.scalar(
+            select(col(UserAccount.timezone)).where(col(UserAccount.user_id) == caller.user_id)
+        )
+        zone = dates.zone(stored) if stored else ZoneInfo("UTC")
+        if len(self._zones) >= ZONE_CACHE_SIZE:
+            self._zones.clear()
+        self._zones[caller.user_id] = (zone, time.monotonic() + ZONE_CACHE_SECONDS)
+        return zone
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        event_type: str,
+        subject: str,
+        data: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        """Write the change's event to the outbox under the user's next sequence number."""
+        await session.flush()  # the task's own statement first, then the user's row lock
+        event = build_event(
+            event_type,
+            data,
+            source=self.source,
+            subject=subject,
+            user_id=caller.user_id,
+            time=now,
+            traceparent=self._traceparent(),
+        )
+        await outbox.append(session, event, user_id=caller.user_id, timezone=caller.timezone, created_at=now)
+        if caller.timezone:  # it was just stored for them
+            self._zones[caller.user_id] = (dates.zone(caller.timezone), time.monotonic() + ZONE_CACHE_SECONDS)
+
+    def _committed(self) -> None:
+        if self._after_commit is not None:
+            self._after_commit()
+
+    def _filters(
+        self, caller: Caller, query: TaskQuery, tz: ZoneInfo, now: datetime
+    ) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = [col(Task.user_id) == caller.user_id]
+        if query.status != "all":
+            conditions.append(col(Task.completed) == (query.status == "done"))
+        if query.priority is not None:
+            conditions.append(col(Task.priority) == Priority[query.priority])
+        if query.tag:
+            conditions.append(self._has_tag(query.tag.strip().lstrip("#").lower()))
+        if query.due_before:
+            before = _when("due_before", query.due_before, tz=tz, now=now, default_time=END_OF_DAY)
+            conditions.append(and_(col(Task.due_at).is_not(None), col(Task.due_at) <= before))
+        if query.due_after:
+            after = _when("due_after", query.due_after, tz=tz, now=now, default_time=START_OF_DAY)
+            conditions.append(and_(col(Task.due_at).is_not(None), col(Task.due_at) >= after))
+        if query.overdue:
+            conditions.append(and_(col(Task.completed).is_(False), col(Task.due_at) < now))
+        if query.query and query.query.strip():
+            pattern = "%" + _escape_like(query.query.strip()) + "%"
+            conditions.append(
+                col(Task.title).ilike(pattern, escape="\\")
+                | col(Task.description).ilike(pattern, escape="\\")
+            )
+        return conditions
+
+    def _has_tag(self, tag: str) -> ColumnElement[bool]:
+        if self.db.is_postgres:
+            return type_coerce(col(Task.tags), JSONB()).contains([tag])
+        each = func.json_each(Task.tags).table_valued("value")
+        return exists(select(literal(1)).select_from(each).where(column("value") == tag))
+
+    @staticmethod
+    def _order(query: TaskQuery) -> list[Any]:
+        due = col(Task.due_at).asc().nulls_last()
+        match query.sort:
+            case "due":
+                return [due, col(Task.priority).desc(), Task.id]
+            case "priority":
+                return [col(Task.priority).desc(), due, Task.id]
+            case "created":
+                return [col(Task.created_at).desc(), col(Task.id).desc()]
+            case "updated":
+                return [col(Task.updated_at).desc(), col(Task.id).desc()]
+            case "title":
+                return [func.lower(Task.title), Task.id]
+
+    # Cursors are offsets bound to the listing they came from, so they cannot be replayed elsewhere.
+    @staticmethod
+    def _fingerprint(query: TaskQuery) -> str:
+        shape = query.model_dump_json(exclude={"cursor", "limit"})
+        return hashlib.sha256(shape.encode()).hexdigest()[:12]
+
+    def _encode_cursor(self, query: TaskQuery, offset: int) -> str:
+        return base64.urlsafe_b64encode(f"{offset}:{self._fingerprint(query)}".encode()).decode()
+
+    def _decode_cursor(self, query: TaskQuery) -> int:
+        if not query.cursor:
+            return 0
+        try:
+            offset_text, fingerprint = base64.urlsafe_b64decode(query.cursor.encode()).decode().split(":")
+            offset = int(offset_text)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise InvalidInput("cursor", "is not a cursor returned by list_tasks") from None
+        if fingerprint != self._fingerprint(query) or offset < 0:
+            raise InvalidInput("cursor", "belongs to a different listing; repeat the same filters or drop it")
+        return offset
+
+
+# ---- pure helpers ------------------------------------------------------------------------
+
+
+def _when(
+    field: str, text: str, *, tz: ZoneInfo, now: datetime, default_time: clock_time = DEFAULT_TIME
+) -> datetime:
+    try:
+        return dates.parse_when(text, tz=tz, now=now.astimezone(tz), default_time=default_time)
+    except dates.DateParseError as error:
+        raise InvalidInput(field, str(error)) from None
+
+
+def _apply_schedule(
+    task: Task,
+    due: str | None,
+    remind: str | None,
+    repeat: str | None,
+    *,
+    tz: ZoneInfo,
+    now: datetime,
+    patching: bool = False,
+) -> None:
+    """Set due date, reminder and repeat rule from the caller's words ("" clears when patching)."""
+    if repeat is not None:
+        if repeat.strip() == "" and patching:
+            task.recurrence = task.series_id = task.occurrence = None
+        else:
+            try:
+                rule = recurrence.parse_repeat(repeat, tz=tz, now=now.astimezone(tz))
+            except recurrence.RecurrenceError as error:
+                raise InvalidInput("repeat", str(error)) from None
+            if rule != task.recurrence:
+                task.recurrence = rule
+                task.series_id, task.occurrence = uuid7(), 1
+    if due is not None:
+        if due.strip() == "" and patching:
+            task.due_at = None
+        else:
+            task.due_at = _when("due", due, tz=tz, now=now)
+    if task.recurrence and task.due_at is None:
+        task.due_at = recurrence.first_occurrence(
+            task.recurrence, tz=tz, after=now, default_time=DEFAULT_TIME
+        )
+    if remind is not None:
+        if remind.strip() == "" and patching:
+            task.remind_at, task.remind_offset_s = None, None
+        else:
+            _set_reminder(task, remind, tz=tz, now=now)
+    elif task.remind_offset_s is not None:
+        # The reminder follows a moved due date, and goes with a removed one.
+        task.remind_at = (
+            None if task.due_at is None else task.due_at - timedelta(seconds=task.remind_offset_s)
+        )
+        if task.due_at is None:
+            task.remind_offset_s = None
+
+
+def _set_reminder(task: Task, remind: str, *, tz: ZoneInfo, now: datetime) -> None:
+    try:
+        offset = dates.parse_offset(remind)
+    except dates.DateParseError as error:
+        raise InvalidInput("remind", str(error)) from None
+    if offset is None:
+        task.remind_at, task.remind_offset_s = _when("remind", remind, tz=tz, now=now), None
+        return
+    if task.due_at is None:
+        raise InvalidInput(
+            "remind",
+            f"{remind!r} is relative to the due time but the task has no due date; "
+            "give a due date too, or a time such as 'today 6pm'",
+        )
+    task.remind_offset_s = int(offset.total_seconds())
+    task.remind_at = task.due_at - offset
+
+
+def _patched_tags(current: list[str], patch: TaskPatch) -> list[str]:
+    tags = list(patch.tags) if patch.tags is not None else list(current)
+    for tag in patch.add_tags or []:
+        if tag not in tags:
+            tags.append(tag)
+    removed = set(patch.remove_tags or [])
+    tags = [tag for tag in tags if tag not in removed]
+    if len(tags) > 20:
+        raise InvalidInput("tags", f"at most 20 tags per task (would be {len(tags)})")
+    return tags
+
+
+# Event data keys mapped to the field names callers use.
+_FIELD_NAMES = {
+    "title": "title",
+    "description": "description",
+    "priority": "priority",
+    "tags": "tags",
+    "dueDate": "due",
+    "remindAt": "remind",
+    "recurrence": "repeat",
+}
+
+
+def _changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return [name for key, name in _FIELD_NAMES.items() if before[key] != after[key]]
+
+
+_SUMMARY_COLUMNS = (
+    col(Task.id),
+    col(Task.title),
+    col(Task.completed),
+    col(Task.priority),
+    col(Task.tags),
+    col(Task.due_at),
+    col(Task.remind_at),
+    col(Task.recurrence),
+    col(Task.version),
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _describe(rule: str) -> str:
+    return recurrence.describe(rule)
+
+
+def _summary(row: Sequence[Any], tz: ZoneInfo) -> TaskSummary:
+    """A listing row as a `TaskSummary` (built without re-validating what the database holds)."""
+    task_id, title, completed, priority, tags, due_at, remind_at, rule, version = row
+    return TaskSummary.model_construct(
+        id=task_id,
+        title=title,
+        completed=completed,
+        priority=PRIORITIES[priority],
+        tags=list(tags),
+        due=None if due_at is None else due_at.astimezone(tz),
+        remind_at=None if remind_at is None else remind_at.astimezone(tz),
+        repeat_text=_describe(rule) if rule else None,
+        version=version,
+    )
+
+
+def to_out(task: Task, tz: ZoneInfo) -> TaskOut:
+    def local(moment: datetime | None) -> datetime | None:
+        return None if moment is None else moment.astimezone(tz)
+
+    return TaskOut(
+        id=task.id,
+        title=task.title,
+        description=task.description,
+        completed=task.completed,
+        completed_at=local(task.completed_at),
+        priority=PRIORITIES[task.priority],
+        tags=list(task.tags),
+        due=local(task.due_at),
+        remind_at=local(task.remind_at),
+        remind_before_minutes=None if task.remind_offset_s is None else task.remind_offset_s // 60,
+        repeat=task.recurrence,
+        repeat_text=_describe(task.recurrence) if task.recurrence else None,
+        series_id=task.series_id,
+        occurrence=task.occurrence,
+        created_at=task.created_at.astimezone(tz),
+        updated_at=task.updated_at.astimezone(tz),
+        version=task.version,
+    )

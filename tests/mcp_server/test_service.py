@@ -1,0 +1,344 @@
+"""TaskService on PostgreSQL and SQLite: validation, scoping, the outbox, listing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from cloudevents.core.formats.json import JSONFormat
+from pydantic import ValidationError
+from sqlalchemy import func, select, text
+
+from mcp_server.db import Database
+from mcp_server.errors import InvalidInput, StoreUnavailable, TaskNotFound
+from mcp_server.models import OutboxEvent, Task, UserAccount
+from mcp_server.outbox import document as outbox_document
+from mcp_server.schemas import TaskCreate, TaskPatch, TaskQuery
+from mcp_server.service import Caller, TaskService
+
+NEW_YORK = ZoneInfo("America/New_York")
+NewCaller = Callable[..., Caller]
+
+
+async def outbox(db: Database, user_id: str) -> list[OutboxEvent]:
+    async with db.sessions() as session:
+        rows = await session.scalars(
+            select(OutboxEvent).where(OutboxEvent.user_id == user_id).order_by(OutboxEvent.id)
+        )
+        return list(rows)
+
+
+async def task_count(db: Database, user_id: str) -> int:
+    async with db.sessions() as session:
+        return int(
+            await session.scalar(select(func.count()).select_from(Task).where(Task.user_id == user_id)) or 0
+        )
+
+
+def add(title: str = "Buy milk", **fields: Any) -> TaskCreate:
+    return TaskCreate(title=title, **fields)
+
+
+async def test_create_normalises_and_writes_one_event(
+    service: TaskService, db: Database, new_caller: NewCaller
+) -> None:
+    caller = new_caller("America/New_York")
+    task = await service.create(
+        caller,
+        add(
+            "  Buy   milk ",
+            description=" 2 litres ",
+            priority="high",
+            tags=["#Errands", "errands", "Shop"],
+            due="tomorrow 5pm",
+        ),
+    )
+    assert task.title == "Buy milk"
+    assert task.description == "2 litres"
+    assert task.tags == ["errands", "shop"]
+    assert task.priority == "high"
+    assert task.due == datetime(2026, 11, 28, 17, 0, tzinfo=NEW_YORK)
+    assert task.version == 1 and not task.completed
+
+    [row] = await outbox(db, caller.user_id)
+    assert row.event_type == "task.created" and row.seq == 1 and row.published_at is None
+    published = outbox_document(row.payload, row.seq)
+    event = JSONFormat().read(None, json.dumps(published).encode())  # validates as a CloudEvent 1.0
+    assert event.get_type() == "task.created"
+    assert event.get_subject() == str(task.id)
+    assert event.get_source() == "/todo-chatbot/tests"
+    assert event.get_extension("sequence") == "1"
+    assert event.get_extension("partitionkey") == caller.user_id
+    data = event.get_data()
+    assert isinstance(data, dict)
+    assert data["taskId"] == str(task.id) and data["userId"] == caller.user_id
+    assert data["title"] == "Buy milk" and data["tags"] == ["errands", "shop"] and data["priority"] == "high"
+    assert task.due is not None and data["dueDate"] == int(task.due.timestamp())
+    assert data["createdAt"] == int(datetime(2026, 11, 27, 15, 0, tzinfo=UTC).timestamp())
+    assert data["version"] == 1 and data["completed"] is False
+
+
+async def test_every_change_is_one_event_in_user_order(
+    service: TaskService, db: Database, new_caller: NewCaller
+) -> None:
+    caller = new_caller()
+    task = await service.create(caller, add())
+    await service.update(caller, task.id, TaskPatch(title="Buy oat milk", add_tags=["shop"]))
+    await service.update(caller, task.id, TaskPatch(title="Buy oat milk"))  # no change, no event
+    await service.complete(caller, task.id)
+    await service.complete(caller, task.id)  # already done, no event
+    await service.reopen(caller, task.id)
+    deleted = await service.delete(caller, task.id)
+    assert deleted.title == "Buy oat milk"
+
+    rows = await outbox(db, caller.user_id)
+    assert [row.event_type for row in rows] == [
+        "task.created",
+        "task.updated",
+        "task.completed",
+        "task.reopened",
+        "task.deleted",
+    ]
+    assert [row.seq for row in rows] == [1, 2, 3, 4, 5]
+    assert [row.payload["data"]["version"] for row in rows] == [1, 2, 3, 4, 5]
+    assert rows[1].payload["data"]["changed"] == ["title", "tags"]
+    assert rows[2].payload["data"]["completed"] is True and rows[2].payload["data"]["completedAt"] is not None
+    assert len({row.event_id for row in rows}) == 5
+    assert await task_count(db, caller.user_id) == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "rule"),
+    [
+        ({"title": ""}, "title", "1-200 characters"),
+        ({"title": "   "}, "title", "1-200 characters"),
+        ({"title": "x" * 10_000}, "title", "1-200 characters"),
+        ({"title": "ok", "priority": "critical"}, "priority", "'none', 'low', 'medium', 'high' or 'urgent'"),
+        ({"title": "ok", "tags": [f"t{i}" for i in range(21)]}, "tags", "at most 20 tags"),
+        ({"title": "ok", "tags": ["x" * 41]}, "tags", "1-40 characters"),
+        ({"title": "ok", "description": "d" * 4_001}, "description", "at most 4000"),
+    ],
+)
+def test_bad_fields_name_the_field_and_rule(fields: dict[str, Any], field: str, rule: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        TaskCreate(**fields)
+    [error] = caught.value.errors()
+    assert error["loc"][0] == field
+    assert rule in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "words"),
+    [
+        ({"due": "when pigs fly"}, "due", "could not understand"),
+        ({"repeat": "FREQ=FORTNIGHTLY"}, "repeat", "FORTNIGHTLY"),
+        ({"remind": "30 minutes before"}, "remind", "no due date"),
+        ({"remind": "someday maybe"}, "remind", "could not understand"),
+    ],
+)
+async def test_bad_schedules_write_nothing(
+    service: TaskService, db: Database, new_caller: NewCaller, fields: dict[str, str], field: str, words: str
+) -> None:
+    caller = new_caller()
+    with pytest.raises(InvalidInput) as caught:
+        await service.create(caller, add(**fields))
+    assert caught.value.field == field and words in caught.value.rule
+    assert await task_count(db, caller.user_id) == 0
+    assert await outbox(db, caller.user_id) == []
+
+
+async def test_unknown_timezone_is_refused(service: TaskService, new_caller: NewCaller) -> None:
+    with pytest.raises(InvalidInput, match="timezone"):
+        await service.create(new_caller("Mars/Olympus"), add())
+
+
+async def test_ids_malformed_missing_and_foreign(
+    service: TaskService, db: Database, new_caller: NewCaller
+) -> None:
+    owner, other = new_caller(), new_caller()
+    task = await service.create(owner, add())
+    with pytest.raises(InvalidInput, match="not a task id"):
+        await service.get(other, "milk")
+    missing_message = ""
+    with pytest.raises(TaskNotFound) as missing:
+        await service.get(other, "0190f3a0-0000-7000-8000-000000000000")
+    missing_message = str(missing.value).replace("0190f3a0-0000-7000-8000-000000000000", "ID")
+    for action in (
+        service.get(other, task.id),
+        service.update(other, task.id, TaskPatch(title="mine now")),
+        service.complete(other, task.id),
+        service.reopen(other, task.id),
+        service.delete(other, task.id),
+    ):
+        with pytest.raises(TaskNotFound) as foreign:
+            await action
+        # The same answer as for an id that does not exist: existence does not leak.
+        assert str(foreign.value).replace(str(task.id), "ID") == missing_message
+    assert (await service.list_tasks(other, TaskQuery(status="all"))).total == 0
+    assert (await service.get(owner, task.id)).title == "Buy milk"
+    assert len(await outbox(db, other.user_id)) == 0
+
+
+async def test_sql_metacharacters_are_stored_and_searched_verbatim(
+    service: TaskService, new_caller: NewCaller
+) -> None:
+    caller = new_caller()
+    nasty = "50% off'; DROP TABLE tasks; -- _x_ \\"
+    await service.create(caller, add(nasty))
+    await service.create(caller, add("500 off"))
+    await service.create(caller, add("a_b"))
+    assert [t.title for t in (await service.list_tasks(caller, TaskQuery(query="%"))).tasks] == [nasty]
+    assert [t.title for t in (await service.list_tasks(caller, TaskQuery(query="'; DROP"))).tasks] == [nasty]
+    found = {t.title for t in (await service.list_tasks(caller, TaskQuery(query="_"))).tasks}
+    assert found == {nasty, "a_b"}
+    assert (await service.list_tasks(caller, TaskQuery(query="\\"))).total == 1
+
+
+async def test_listing_filters_sorts_and_pages(
+    service: TaskService, clock: Any, new_caller: NewCaller
+) -> None:
+    caller = new_caller("America/New_York")
+    made = {}
+    for title, fields in [
+        ("overdue report", {"due": "2026-11-26 09:00", "priority": "urgent", "tags": ["work"]}),
+        ("today call", {"due": "today 6pm", "priority": "high", "tags": ["work", "phone"]}),
+        ("tomorrow milk", {"due": "tomorrow 9am", "tags": ["errands"], "description": "oat, not cow"}),
+        ("next week plan", {"due": "2026-12-04", "priority": "low"}),
+        ("someday read", {}),
+    ]:
+        made[title] = await service.create(caller, add(title, **fields))
+        clock.now += timedelta(minutes=1)
+    await service.complete(caller, made["next week plan"].id)
+
+    async def titles(**query: Any) -> list[str]:
+        return [t.title for t in (await service.list_tasks(caller, TaskQuery(**query))).tasks]
+
+    assert await titles() == ["overdue report", "today call", "tomorrow milk", "someday read"]
+    assert await titles(status="done") == ["next week plan"]
+    assert len(await titles(status="all")) == 5
+    assert await titles(priority="high") == ["today call"]
+    assert await titles(tag="work") == ["overdue report", "today call"]
+    assert await titles(tag="#Phone") == ["today call"]
+    assert await titles(overdue=True) == ["overdue report"]
+    assert await titles(due_after="today", due_before="today") == ["today call"]
+    assert await titles(due_before="tomorrow") == ["overdue report", "today call", "tomorrow milk"]
+    assert await titles(query="OAT") == ["tomorrow milk"]
+    assert await titles(sort="priority") == ["overdue report", "today call", "tomorrow milk", "someday read"]
+    assert await titles(sort="created") == ["someday read", "tomorrow milk", "today call", "overdue report"]
+    assert await titles(sort="title") == ["overdue report", "someday read", "today call", "tomorrow milk"]
+
+    first = await service.list_tasks(caller, TaskQuery(status="all", sort="title", limit=2))
+    assert first.total == 5 and [t.title for t in first.tasks] == ["next week plan", "overdue report"]
+    assert first.next_cursor is not None
+    second = await service.list_tasks(
+        caller, TaskQuery(status="all", sort="title", limit=2, cursor=first.next_cursor)
+    )
+    third = await service.list_tasks(
+        caller, TaskQuery(status="all", sort="title", limit=2, cursor=second.next_cursor)
+    )
+    assert [t.title for t in second.tasks + third.tasks] == ["someday read", "today call", "tomorrow milk"]
+    assert third.next_cursor is None
+    with pytest.raises(InvalidInput, match="different listing"):
+        await service.list_tasks(
+            caller, TaskQuery(status="open", sort="title", limit=2, cursor=first.next_cursor)
+        )
+    with pytest.raises(InvalidInput, match="cursor"):
+        await service.list_tasks(caller, TaskQuery(cursor="not-a-cursor"))
+
+
+async def test_reminder_offset_follows_the_due_date(service: TaskService, new_caller: NewCaller) -> None:
+    caller = new_caller("America/New_York")
+    task = await service.create(caller, add("Dentist", due="2026-12-01 15:00", remind="30 minutes before"))
+    assert task.remind_at == datetime(2026, 12, 1, 14, 30, tzinfo=NEW_YORK)
+    assert task.remind_before_minutes == 30
+    moved = await service.update(caller, task.id, TaskPatch(due="2026-12-02 10:00"))
+    assert moved.remind_at == datetime(2026, 12, 2, 9, 30, tzinfo=NEW_YORK)
+    snoozed = await service.update(caller, task.id, TaskPatch(remind="2026-12-02 09:50"))
+    assert (
+        snoozed.remind_at == datetime(2026, 12, 2, 9, 50, tzinfo=NEW_YORK)
+        and snoozed.remind_before_minutes is None
+    )
+    cleared = await service.update(caller, task.id, TaskPatch(remind=""))
+    assert cleared.remind_at is None
+    again = await service.update(caller, task.id, TaskPatch(remind="1 hour before"))
+    no_due = await service.update(caller, again.id, TaskPatch(due=""))
+    assert no_due.due is None and no_due.remind_at is None and no_due.remind_before_minutes is None
+
+
+async def test_repeating_task_starts_a_series(service: TaskService, new_caller: NewCaller) -> None:
+    caller = new_caller("America/New_York")
+    task = await service.create(caller, add("Stand-up", repeat="every weekday at 9:30"))
+    assert task.repeat and "FREQ=WEEKLY" in task.repeat and "BYDAY=MO,TU,WE,TH,FR" in task.repeat
+    assert task.series_id is not None and task.occurrence == 1
+    assert task.due == datetime(2026, 11, 30, 9, 30, tzinfo=NEW_YORK)  # after Friday 10:00 comes Monday
+    assert task.repeat_text
+
+
+async def test_timezone_is_remembered_per_user(
+    service: TaskService, db: Database, new_caller: NewCaller
+) -> None:
+    berlin = new_caller("Europe/Berlin")
+    await service.create(berlin, add("first"))
+    later = await service.create(Caller(berlin.user_id), add("second", due="tomorrow 9am"))
+    assert later.due == datetime(2026, 11, 28, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    async with db.sessions() as session:
+        account = await session.get(UserAccount, berlin.user_id)
+    assert account is not None and account.timezone == "Europe/Berlin" and account.last_seq == 2
+
+
+async def test_failure_inside_the_transaction_leaves_nothing(
+    service: TaskService, db: Database, new_caller: NewCaller
+) -> None:
+    """A database-level failure after the task row is written rolls the task back with its event."""
+    caller = new_caller()
+    if db.is_postgres:
+        ddl = [
+            "CREATE OR REPLACE FUNCTION refuse_outbox() RETURNS trigger AS $$ BEGIN "
+            "IF NEW.user_id = '"
+            + caller.user_id
+            + "' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$ "
+            "LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_outbox BEFORE INSERT ON outbox "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_outbox()",
+        ]
+        drop = ["DROP TRIGGER refuse_outbox ON outbox", "DROP FUNCTION refuse_outbox()"]
+    else:
+        ddl = [
+            "CREATE TRIGGER refuse_outbox BEFORE INSERT ON outbox WHEN NEW.user_id = '"
+            + caller.user_id
+            + "' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ]
+        drop = ["DROP TRIGGER refuse_outbox"]
+    async with db.engine.begin() as connection:
+        for statement in ddl:
+            await connection.execute(text(statement))
+    try:
+        with pytest.raises(Exception, match="refused"):
+            await service.create(caller, add("doomed"))
+        with pytest.raises(Exception, match="refused"):
+            await service.create(caller, add("doomed too", tags=["x"], due="tomorrow"))
+    finally:
+        async with db.engine.begin() as connection:
+            for statement in drop:
+                await connection.execute(text(statement))
+    assert await task_count(db, caller.user_id) == 0
+    assert await outbox(db, caller.user_id) == []
+    async with db.sessions() as session:
+        assert await session.get(UserAccount, caller.user_id) is None
+
+
+async def test_unreachable_database_is_a_retryable_error(new_caller: NewCaller) -> None:
+    """A database server that does not answer (nothing listens on port 9) is an outage, not a crash."""
+    dead = Database("postgresql://postgres@127.0.0.1:9/nowhere", connect_args={"connect_timeout": 1})
+    try:
+        with pytest.raises(StoreUnavailable, match="retry"):
+            await TaskService(dead).create(new_caller(), add())
+        with pytest.raises(StoreUnavailable):
+            await TaskService(dead).list_tasks(new_caller(), TaskQuery())
+    finally:
+        await dead.dispose()
