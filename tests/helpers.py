@@ -1,0 +1,66 @@
+"""Real servers on loopback, tokens and MCP clients for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import jwt
+import uvicorn
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from starlette.types import ASGIApp
+
+TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp, *, port: int | None = None) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on 127.0.0.1 in this event loop; yields its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("server stopped during start-up")
+        if time.monotonic() > deadline:
+            raise TimeoutError("server did not start")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def token(sub: str, *, secret: str = TEST_SECRET, expires_in: int = 3600, **claims: Any) -> str:
+    now = int(time.time())
+    payload = {"sub": sub, "iat": now, "exp": now + expires_in, **claims}
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+@contextlib.asynccontextmanager
+async def mcp_over_http(url: str, bearer: str | None = None, **headers: str) -> AsyncIterator[Client]:
+    """The official MCP client over Streamable HTTP, authenticated as `bearer`."""
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        Client(streamable_http_client(url + "/mcp", http_client=http)) as client,
+    ):
+        yield client
