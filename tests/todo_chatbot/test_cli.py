@@ -1,0 +1,66 @@
+"""The `todo-chatbot` command as a user runs it: real processes, real ports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import free_port
+
+COMMAND = str(Path(sys.executable).with_name("todo-chatbot"))
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COMMAND, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "mcp", "mcp-server", "migrate"])
+def test_every_command_explains_itself(command: str) -> None:
+    result = run(command, "--help")
+    assert result.returncode == 0
+    assert "DATABASE_URL" in result.stdout and "AUTH_SECRET" in result.stdout
+
+
+def test_refuses_to_listen_beyond_loopback_without_auth(tmp_path: Path) -> None:
+    result = run("serve", "--host", "0.0.0.0", env={"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "AUTH_SECRET": ""})
+    assert result.returncode != 0
+    assert "refusing to listen on 0.0.0.0" in result.stderr
+
+
+def test_production_refuses_placeholder_secrets(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "ENVIRONMENT": "production", "AUTH_SECRET": "changeme"}
+    result = run("migrate", env=env)
+    assert result.returncode != 0 and "AUTH_SECRET is a placeholder" in result.stderr
+
+
+def test_migrate_then_serve_embedded_on_sqlite(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/data/todo.db", "AUTH_SECRET": "", "TODO_USER": "me"}
+    assert run("migrate", env=env).returncode == 0
+    port = free_port()
+    server = subprocess.Popen([COMMAND, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "serve did not become ready"
+            time.sleep(0.2)
+        created = httpx.post(base + "/api/tasks", json={"title": "Local user task"}, timeout=10)
+        assert created.status_code == 201
+        listed = httpx.get(base + "/api/tasks", timeout=10).json()
+        assert [task["title"] for task in listed["tasks"]] == ["Local user task"]
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
