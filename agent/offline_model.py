@@ -1,0 +1,1123 @@
+"""The offline model: an Agents SDK `Model` that turns everyday task commands into MCP tool calls.
+
+Stateless: every call re-reads the conversation (the SDK passes it in full as input items). It parses
+only the latest USER message (`offline_parser.parse`), replays its own earlier tool calls of this turn
+to see how far it got, and answers with either the next tool call(s) or a final message written from
+the tool results. A "which one?" or "yes, delete all 12" answer is resolved by replaying the previous
+turn the same way, so no state is kept between calls. Tool outputs and task titles are shown, never
+obeyed: nothing but the user's own message is parsed as a command.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from zoneinfo import ZoneInfo
+
+from agents.items import ModelResponse, TResponseInputItem, TResponseOutputItem, TResponseStreamEvent
+from agents.models.interface import Model, ModelTracing
+from agents.testing import assistant_message, function_call
+from agents.tracing import generation_span
+from agents.usage import Usage
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCreatedEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseFunctionToolCall,
+    ResponseInProgressEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseOutputMessage,
+    ResponseOutputText,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+    ResponseUsage,
+)
+from openai.types.responses.response_prompt_param import ResponsePromptParam
+from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
+
+from agent.instructions import parse_clock
+from agent.offline_parser import (
+    Act,
+    Add,
+    BulkDelete,
+    Confirm,
+    Deny,
+    Filters,
+    Help,
+    Intent,
+    ListTasks,
+    Select,
+    Thanks,
+    Unknown,
+    parse,
+)
+
+if TYPE_CHECKING:
+    from agents.agent_output import AgentOutputSchemaBase
+    from agents.handoffs import Handoff
+    from agents.model_settings import ModelSettings
+    from agents.tool import Tool
+
+OFFLINE_MODEL_NAME = "offline"
+
+SHOWN = 10
+"""Listings show this many tasks, then 'and N more'."""
+SEARCH_LIMIT = 20
+BULK_PAGE = 100
+BULK_ROUNDS = 4
+"""A confirmed bulk delete lists and deletes at most this many pages (9 model calls, within max_turns=10)."""
+_REPLAY_DEPTH = 4
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+_TOOL_ERROR_PREFIX = re.compile(
+    r"^\s*(?:error\s+executing\s+tool\s+[\w.-]+\s*:\s*|error\s*:\s*)", re.IGNORECASE
+)
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_EXAMPLES = (
+    "add buy milk tomorrow at 9am #errands",
+    "what's due today?",
+    "mark the milk one done",
+    "help",
+)
+HELP_TEXT = (
+    "I can add, find, change, complete and delete your tasks. Try:\n"
+    "- add buy milk tomorrow at 9am #errands\n"
+    "- remind me to call mom at 6pm\n"
+    "- pay rent on the 1st every month\n"
+    "- what's due today? / what's overdue? / show all / search milk\n"
+    "- mark the milk one done\n"
+    "- move the dentist to friday 3pm / make the report urgent\n"
+    "- rename the milk one to buy oat milk\n"
+    "- delete the milk task"
+)
+
+
+# ------------------------------------------------------------------------------- conversation
+
+
+@dataclass(frozen=True)
+class _Result:
+    """One tool output: parsed JSON when it is JSON, else an error text."""
+
+    ok: bool
+    data: Any = None
+    error: str = ""
+
+    @classmethod
+    def of(cls, output: object) -> _Result:
+        text = _output_text(output)
+        if text is None:
+            return cls(False, error="the tool returned no result")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return cls(False, error=_clean_error(text))
+        if isinstance(data, dict) and ("error" in data and "id" not in data and "tasks" not in data):
+            return cls(False, error=_clean_error(str(data["error"])))
+        if not isinstance(data, dict | list):
+            return cls(False, error=_clean_error(text))
+        return cls(True, data=data)
+
+
+@dataclass
+class _Step:
+    name: str
+    call_id: str
+    result: _Result | None = None
+
+
+@dataclass
+class _Turn:
+    text: str
+    steps: list[_Step] = field(default_factory=list)
+
+
+def _get(item: object, key: str) -> Any:
+    if isinstance(item, Mapping):
+        return item.get(key)
+    return getattr(item, key, None)
+
+
+def _message_text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        parts = [_get(part, "text") for part in content]
+        return "\n".join(part for part in parts if isinstance(part, str))
+    return ""
+
+
+def _output_text(output: object) -> str | None:
+    if output is None:
+        return None
+    if isinstance(output, str):
+        return output
+    if isinstance(output, Mapping) and "text" in output:
+        return str(output["text"])
+    if isinstance(output, Sequence):
+        texts = [_get(part, "text") for part in output]
+        joined = "".join(text for text in texts if isinstance(text, str))
+        return joined or None
+    return str(output)
+
+
+def _clean_error(text: str) -> str:
+    cleaned = _TOOL_ERROR_PREFIX.sub("", " ".join(text.split()))
+    return (cleaned[:297] + "...") if len(cleaned) > 300 else cleaned
+
+
+def _turns(items: str | list[TResponseInputItem], canonical: Mapping[str, str]) -> list[_Turn]:
+    """Split the conversation at user messages; attach tool calls and their outputs to their turn."""
+    if isinstance(items, str):
+        return [_Turn(items)]
+    turns: list[_Turn] = []
+    by_call_id: dict[str, _Step] = {}
+    for item in items:
+        kind = _get(item, "type")
+        role = _get(item, "role")
+        if role == "user" and kind in (None, "message"):
+            turns.append(_Turn(_message_text(_get(item, "content"))))
+        elif not turns:
+            continue
+        elif kind == "function_call":
+            name = str(_get(item, "name") or "")
+            step = _Step(canonical.get(name, name), str(_get(item, "call_id") or ""))
+            turns[-1].steps.append(step)
+            by_call_id[step.call_id] = step
+        elif kind == "function_call_output":
+            found = by_call_id.get(str(_get(item, "call_id") or ""))
+            if found is not None:
+                found.result = _Result.of(_get(item, "output"))
+    return turns
+
+
+# --------------------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class _Task:
+    id: str
+    title: str
+    completed: bool = False
+    priority: str = "none"
+    tags: tuple[str, ...] = ()
+    description: str | None = None
+    due: datetime | None = None
+    remind_at: datetime | None = None
+    remind_before_minutes: int | None = None
+    repeat: str | None = None
+    repeat_text: str | None = None
+
+    @classmethod
+    def of(cls, data: object) -> _Task | None:
+        if not isinstance(data, Mapping) or not isinstance(data.get("id"), str | int):
+            return None
+        tags = data.get("tags")
+        minutes = data.get("remind_before_minutes")
+        return cls(
+            id=str(data["id"]),
+            title=" ".join(str(data.get("title") or "").split()) or "(untitled)",
+            completed=bool(data.get("completed")),
+            priority=str(data.get("priority") or "none"),
+            tags=tuple(str(tag) for tag in tags) if isinstance(tags, list) else (),
+            description=data.get("description") if isinstance(data.get("description"), str) else None,
+            due=_datetime(data.get("due")),
+            remind_at=_datetime(data.get("remind_at")),
+            remind_before_minutes=minutes if isinstance(minutes, int) else None,
+            repeat=data.get("repeat") if isinstance(data.get("repeat"), str) else None,
+            repeat_text=data.get("repeat_text") if isinstance(data.get("repeat_text"), str) else None,
+        )
+
+
+@dataclass(frozen=True)
+class _Page:
+    tasks: tuple[_Task, ...]
+    total: int
+
+
+def _page(result: _Result) -> _Page | None:
+    if (
+        not result.ok
+        or not isinstance(result.data, Mapping)
+        or not isinstance(result.data.get("tasks"), list)
+    ):
+        return None
+    tasks = tuple(task for task in (_Task.of(item) for item in result.data["tasks"]) if task is not None)
+    total = result.data.get("total")
+    return _Page(tasks, total if isinstance(total, int) and total >= len(tasks) else len(tasks))
+
+
+def _datetime(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+# -------------------------------------------------------------------------------------- words
+
+
+@dataclass(frozen=True)
+class _Clock:
+    now: datetime
+    tz: ZoneInfo
+
+
+def _when(moment: datetime, clock: _Clock) -> str:
+    local = moment.replace(tzinfo=clock.tz) if moment.tzinfo is None else moment.astimezone(clock.tz)
+    text = f"{_WEEKDAYS[local.weekday()]} {local.day} {_MONTHS[local.month]}"
+    if local.year != clock.now.year:
+        text += f" {local.year}"
+    if (local.hour, local.minute) != (0, 0):
+        text += f", {local.hour:02d}:{local.minute:02d}"
+    return text
+
+
+def _minutes(count: int) -> str:
+    if count and count % 1440 == 0:
+        days = count // 1440
+        return f"{days} day{'s' if days != 1 else ''}"
+    if count and count % 60 == 0:
+        hours = count // 60
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{count} minute{'s' if count != 1 else ''}"
+
+
+def _priority_words(priority: str) -> str:
+    return "urgent" if priority == "urgent" else f"{priority} priority"
+
+
+def _tags_words(tags: Iterable[str]) -> str:
+    return " ".join(f"#{tag}" for tag in tags)
+
+
+def _due_words(task: _Task, clock: _Clock) -> str | None:
+    if task.due is None:
+        return None
+    text = f"due {_when(task.due, clock)}"
+    if not task.completed and task.due < clock.now:
+        text += ", overdue"
+    return text
+
+
+def _remind_words(task: _Task, clock: _Clock) -> str | None:
+    if task.remind_before_minutes is not None:
+        return f"reminder {_minutes(task.remind_before_minutes)} before"
+    if task.remind_at is not None:
+        return f"reminder {_when(task.remind_at, clock)}"
+    return None
+
+
+def _repeat_words(task: _Task) -> str | None:
+    if task.repeat_text:
+        return f"repeats {task.repeat_text}"
+    return "repeats" if task.repeat else None
+
+
+def _summary(task: _Task, clock: _Clock, *, full: bool) -> str:
+    """'(due Sat 28 Nov, 09:00; high priority; #errands)' or '' when there is nothing to say."""
+    parts = [_due_words(task, clock)]
+    if full:
+        parts += [_remind_words(task, clock), _repeat_words(task)]
+    if task.priority not in ("none", ""):
+        parts.append(_priority_words(task.priority))
+    if task.tags:
+        parts.append(_tags_words(task.tags))
+    shown = [part for part in parts if part]
+    return f" ({'; '.join(shown)})" if shown else ""
+
+
+def _line(task: _Task, clock: _Clock) -> str:
+    mark = "✓ " if task.completed else ""
+    return f"- {mark}{task.title}{_summary(task, clock, full=False)}"
+
+
+def _quote(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return f'"{text if len(text) <= limit else text[: limit - 3] + "..."}"'
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _describe(filters: Filters, window: str | None) -> str:
+    """'overdue high-priority tasks tagged #work' for headers and empty answers (the noun is plural)."""
+    words = []
+    if filters.overdue:
+        words.append("overdue")
+    if filters.priority == "urgent":
+        words.append("urgent")
+    elif filters.priority is not None:
+        words.append(f"{filters.priority}-priority")
+    if filters.status == "done":
+        words.append("completed")
+    elif filters.status == "open" and not filters.overdue:
+        words.append("open")
+    words.append("tasks")
+    if window:
+        words.append(f"due {window}")
+    elif filters.due_after or filters.due_before:
+        words.append("due in that period")
+    if filters.tag:
+        words.append(f"tagged #{filters.tag}")
+    if filters.query:
+        words.append(f"matching {_quote(filters.query, 40)}")
+    return " ".join(words)
+
+
+# ------------------------------------------------------------------------------------- flows
+
+
+@dataclass(frozen=True)
+class _Call:
+    name: str
+    arguments: dict[str, object]
+
+
+@dataclass(frozen=True)
+class _Choose:
+    """We asked "which one?" about `act`, listing `candidates` in this order."""
+
+    act: Act
+    candidates: tuple[_Task, ...]
+
+
+@dataclass(frozen=True)
+class _ConfirmBulk:
+    """We asked for "yes, delete all `count`" before deleting everything matching `intent`."""
+
+    intent: BulkDelete
+    count: int
+
+
+_Pending: TypeAlias = _Choose | _ConfirmBulk
+
+
+@dataclass(frozen=True)
+class _Reply:
+    text: str
+    pending: _Pending | None = None
+
+
+_Flow: TypeAlias = Generator[list[_Call], list[_Result], _Reply]
+
+
+class _Diverged:
+    """The recorded tool calls are not the ones this model would make (another model wrote them)."""
+
+
+@dataclass(frozen=True)
+class _Context:
+    clock: _Clock
+    tools: frozenset[str]
+    turns: list[_Turn]
+
+
+def _drive(flow: _Flow, steps: list[_Step]) -> list[_Call] | _Reply | _Diverged:
+    """Feed the recorded results of `steps` to `flow`: the next calls to make, or its final reply."""
+    position = 0
+    try:
+        batch = next(flow)
+        while True:
+            if position == len(steps):
+                return batch
+            recorded = steps[position : position + len(batch)]
+            if [step.name for step in recorded] != [call.name for call in batch]:
+                return _Diverged()
+            position += len(batch)
+            results = [step.result or _Result(False, error="the tool did not answer") for step in recorded]
+            batch = flow.send(results)
+    except StopIteration as stop:
+        return cast(_Reply, stop.value)
+
+
+def _just(reply: _Reply) -> _Flow:
+    return reply
+    yield []  # a generator that makes no calls
+
+
+def _missing(tool: str) -> _Reply:
+    return _Reply(f"I can't do that right now: the {tool} tool isn't available.")
+
+
+def _plan(context: _Context, index: int, depth: int = 0) -> list[_Call] | _Reply | _Diverged:
+    turn = context.turns[index]
+    intent = parse(turn.text, now=context.clock.now, tz=context.clock.tz)
+    return _drive(_flow(intent, context, index, depth), turn.steps)
+
+
+def _pending_before(context: _Context, index: int, depth: int) -> _Pending | None:
+    """What our answer to the previous user message was waiting for, if anything."""
+    if index == 0 or depth >= _REPLAY_DEPTH:
+        return None
+    outcome = _plan(context, index - 1, depth + 1)
+    return outcome.pending if isinstance(outcome, _Reply) else None
+
+
+def _flow(intent: Intent, context: _Context, index: int, depth: int) -> _Flow:
+    if isinstance(intent, Add):
+        return _add_flow(intent, context)
+    if isinstance(intent, ListTasks):
+        return _list_flow(intent, context)
+    if isinstance(intent, Act):
+        return _act_flow(intent, context, index)
+    if isinstance(intent, BulkDelete):
+        return _bulk_ask_flow(intent, context)
+    if isinstance(intent, Select):
+        return _select_flow(intent, context, _pending_before(context, index, depth))
+    if isinstance(intent, Confirm):
+        return _confirm_flow(intent, context, _pending_before(context, index, depth))
+    if isinstance(intent, Deny):
+        return _just(_Reply("OK, I left everything as it was."))
+    if isinstance(intent, Help):
+        return _just(_Reply(("Hi! " if intent.greeting else "") + HELP_TEXT))
+    if isinstance(intent, Thanks):
+        return _just(_Reply("You're welcome! Anything else for your list?"))
+    return _just(_unknown_reply(intent))
+
+
+def _unknown_reply(intent: Unknown) -> _Reply:
+    if intent.reason.startswith("I didn't understand") or intent.suggestion is None:
+        text = intent.reason
+        if intent.suggestion:
+            text += f' Did you mean "{intent.suggestion}"?'
+        examples = "\n".join(f"- {example}" for example in _EXAMPLES)
+        return _Reply(f"{text} I can add, list, complete, change and delete tasks. For example:\n{examples}")
+    return _Reply(f'{intent.reason} For example: "{intent.suggestion}".')
+
+
+def _add_flow(intent: Add, context: _Context) -> _Flow:
+    if "add_task" not in context.tools:
+        return _missing("add_task")
+    (result,) = yield [_Call("add_task", intent.arguments())]
+    if not result.ok:
+        return _Reply(f"I couldn't add {_quote(intent.title)}: {result.error}")
+    task = _Task.of(result.data)
+    if task is None:
+        return _Reply(f"Added {_quote(intent.title)}.")
+    return _Reply(f"Added {_quote(task.title)}{_summary(task, context.clock, full=True)}.")
+
+
+def _list_flow(intent: ListTasks, context: _Context) -> _Flow:
+    if "list_tasks" not in context.tools:
+        return _missing("list_tasks")
+    (result,) = yield [_Call("list_tasks", intent.filters.arguments(limit=SEARCH_LIMIT))]
+    page = _page(result)
+    if page is None:
+        return _Reply(f"I couldn't list your tasks: {result.error or 'the answer was not a task list'}")
+    what = _describe(intent.filters, intent.window)
+    if not page.tasks:
+        hint = ' Add one with "add buy milk tomorrow at 9am".' if what == "open tasks" else ""
+        return _Reply(f"You have no {what}.{hint}")
+    lines = [_line(task, context.clock) for task in page.tasks[:SHOWN]]
+    more = page.total - len(lines)
+    if more > 0:
+        lines.append(f"...and {more} more.")
+    header = f"You have {page.total} {what if page.total != 1 else _singular(what)}:"
+    return _Reply(header + "\n" + "\n".join(lines))
+
+
+def _singular(what: str) -> str:
+    return what.replace("tasks", "task", 1)
+
+
+_ACTION_TOOLS = {
+    "complete": "complete_task",
+    "reopen": "reopen_task",
+    "delete": "delete_task",
+    "rename": "update_task",
+    "update": "update_task",
+}
+_QUESTION_VERBS = {
+    "complete": "mark done",
+    "reopen": "reopen",
+    "delete": "delete",
+    "rename": "rename",
+    "update": "change",
+}
+_EXAMPLE_COMMANDS = {
+    "complete": "mark the milk one done",
+    "reopen": "reopen the milk task",
+    "delete": "delete the milk task",
+    "rename": "rename the milk one to buy oat milk",
+    "update": "move the dentist to friday 3pm",
+}
+_ACTION_VERBS = {
+    "complete": "mark {} done",
+    "reopen": "reopen {}",
+    "delete": "delete {}",
+    "rename": "rename {}",
+    "update": "change {}",
+}
+
+
+def _recent_task(context: _Context, index: int) -> _Task | None:
+    """The task the last few turns acted on or showed alone, for 'mark it done'."""
+    for turn in reversed(context.turns[max(0, index - 3) : index]):
+        for step in reversed(turn.steps):
+            if step.result is None or not step.result.ok:
+                continue
+            if step.name == "delete_task":
+                return None
+            if step.name in {"add_task", "update_task", "complete_task", "reopen_task", "get_task"}:
+                return _Task.of(step.result.data)
+            page = _page(step.result) if step.name == "list_tasks" else None
+            if page is not None and page.tasks:
+                return page.tasks[0] if len(page.tasks) == 1 else None  # several shown: 'it' is ambiguous
+    return None
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.casefold())
+
+
+def _narrow(tasks: Sequence[_Task], ref: str) -> list[_Task]:
+    """Tasks that hold every word of `ref`, and the one whose title is exactly `ref` if there is one."""
+    wanted = _words(ref)
+    exact = [task for task in tasks if _words(task.title) == wanted]
+    if len(exact) == 1:
+        return exact
+    holding = [
+        task
+        for task in tasks
+        if all(word in _words(task.title + " " + (task.description or "")) for word in wanted)
+    ]
+    return holding or list(tasks)
+
+
+def _act_flow(act: Act, context: _Context, index: int) -> _Flow:
+    tool = _ACTION_TOOLS[act.action]
+    if tool not in context.tools:
+        return _missing(tool)
+    if act.ref == "it":
+        recent = _recent_task(context, index)
+        if recent is None:
+            example = _EXAMPLE_COMMANDS[act.action]
+            return _Reply(
+                f"Which task should I {_QUESTION_VERBS[act.action]}? "
+                f'Name it by words from its title, e.g. "{example}".'
+            )
+        return (yield from _apply(act, recent, context))
+    if _UUID.fullmatch(act.ref):
+        return (yield from _apply(act, _Task(act.ref, act.ref), context))
+    if "list_tasks" not in context.tools:
+        return _missing("list_tasks")
+    primary = {"complete": "open", "reopen": "done", "delete": "all"}.get(act.action, "open")
+    (result,) = yield [_Call("list_tasks", {"query": act.ref, "status": primary, "limit": SEARCH_LIMIT})]
+    page = _page(result)
+    if page is None:
+        return _Reply(
+            f"I couldn't look up {_quote(act.ref)}: {result.error or 'the answer was not a task list'}"
+        )
+    matches = _narrow(page.tasks, act.ref)
+    total = page.total if len(matches) == len(page.tasks) else len(matches)
+    if not matches and primary != "all":
+        (result,) = yield [_Call("list_tasks", {"query": act.ref, "status": "all", "limit": SEARCH_LIMIT})]
+        others = _narrow((_page(result) or _Page((), 0)).tasks, act.ref)
+        if others and act.action == "complete":
+            return _Reply(_already(others, "already done"))
+        if others and act.action == "reopen":
+            return _Reply(_already(others, "not marked done"))
+        matches, total = others, len(others)
+    if not matches:
+        state = {"complete": "open ", "reopen": "completed "}.get(act.action, "")
+        return _Reply(
+            f'I couldn\'t find any {state}task matching {_quote(act.ref)}. Say "show all" to see your tasks.'
+        )
+    if len(matches) > 1:
+        return _ask_which(act, matches, total, context.clock)
+    return (yield from _apply(act, matches[0], context))
+
+
+def _already(tasks: Sequence[_Task], state: str) -> str:
+    if len(tasks) == 1:
+        return f"{_quote(tasks[0].title)} is {state}."
+    return (
+        f"Every task matching that is {state}: " + ", ".join(_quote(task.title) for task in tasks[:5]) + "."
+    )
+
+
+def _ask_which(act: Act, matches: Sequence[_Task], total: int, clock: _Clock) -> _Reply:
+    shown = tuple(matches[:SHOWN])
+    lines = [
+        f"{number}. {task.title}{_summary(task, clock, full=False)}" for number, task in enumerate(shown, 1)
+    ]
+    count = max(total, len(matches))
+    text = f"{count} tasks match {_quote(act.ref)}. Which one should I {_QUESTION_VERBS[act.action]}?\n"
+    text += "\n".join(lines)
+    text += "\nReply with its number" + (", or be more specific." if total > len(shown) else ".")
+    return _Reply(text, pending=_Choose(act, shown))
+
+
+def _apply(act: Act, task: _Task, context: _Context) -> _Flow:
+    tool = _ACTION_TOOLS[act.action]
+    if tool not in context.tools:
+        return _missing(tool)
+    arguments: dict[str, object] = {"task_id": task.id}
+    if act.action in {"rename", "update"}:
+        arguments.update(act.changes.arguments())
+    (result,) = yield [_Call(tool, arguments)]
+    name = _quote(task.title)
+    if not result.ok:
+        return _Reply(f"I couldn't {_ACTION_VERBS[act.action].format(name)}: {result.error}")
+    if act.action == "delete":
+        title = result.data.get("title") if isinstance(result.data, Mapping) else None
+        return _Reply(f"Deleted {_quote(str(title)) if title else name}.")
+    after = _Task.of(result.data) or task
+    name = _quote(after.title) if act.action != "rename" else name
+    if act.action == "complete":
+        again = ""
+        if after.repeat:
+            how = f" {after.repeat_text}" if after.repeat_text else ""
+            again = f" It repeats{how}, so the next one is on your list."
+        return _Reply(f"Marked {name} done.{again}")
+    if act.action == "reopen":
+        return _Reply(f"Reopened {name}.")
+    changes = _changed(act, after, context.clock)
+    if act.action == "rename":
+        rest = [change for change in changes if not change.startswith("renamed")]
+        extra = f" ({'; '.join(rest)})" if rest else ""
+        return _Reply(f"Renamed {name} to {_quote(after.title)}{extra}.")
+    return _Reply(f"Updated {name}: {'; '.join(changes) or 'no changes'}.")
+
+
+def _changed(act: Act, task: _Task, clock: _Clock) -> list[str]:
+    changes = act.changes
+    words: list[str] = []
+    if changes.title is not None:
+        words.append(f"renamed to {_quote(task.title)}")
+    if changes.due is not None:
+        words.append(_due_words(task, clock) or "no due date")
+    if changes.remind is not None:
+        words.append(_remind_words(task, clock) or "no reminder")
+    if changes.repeat is not None:
+        words.append(_repeat_words(task) or "no longer repeats")
+    if changes.priority is not None:
+        words.append("no priority" if task.priority == "none" else f"priority {task.priority}")
+    if changes.tags is not None or changes.add_tags or changes.remove_tags:
+        words.append(f"tags {_tags_words(task.tags)}" if task.tags else "no tags")
+    if changes.description is not None:
+        words.append("notes updated" if task.description else "notes cleared")
+    return words
+
+
+def _select_flow(intent: Select, context: _Context, pending: _Pending | None) -> _Flow:
+    if isinstance(pending, _ConfirmBulk):
+        return _Reply(f'To delete them, reply exactly "yes, delete all {pending.count}".', pending)
+    if pending is None:
+        return _Reply(
+            "I'm not sure what you're choosing from. Tell me what to do, e.g. \"mark the milk one done\"."
+        )
+    candidates = pending.candidates
+    chosen: _Task | None = None
+    if intent.index is not None:
+        position = len(candidates) if intent.index == -1 else intent.index
+        if 1 <= position <= len(candidates):
+            chosen = candidates[position - 1]
+        else:
+            return _Reply(f"Please reply with a number from 1 to {len(candidates)}.", pending)
+    elif intent.hint:
+        chosen = _match_hint(intent.hint, candidates, context.clock)
+        if chosen is None:
+            return _Reply(
+                f"I couldn't tell which one you mean; reply with a number from 1 to {len(candidates)}.",
+                pending,
+            )
+    if chosen is None:
+        return _Reply(f"Please reply with a number from 1 to {len(candidates)}.", pending)
+    return (yield from _apply(pending.act, chosen, context))
+
+
+def _match_hint(hint: str, candidates: Sequence[_Task], clock: _Clock) -> _Task | None:
+    filler = {
+        "due",
+        "on",
+        "the",
+        "one",
+        "with",
+        "tagged",
+        "that",
+        "is",
+        "for",
+        "about",
+        "called",
+        "named",
+        "from",
+        "in",
+        "at",
+        "a",
+        "task",
+    }
+    wanted = [word for word in _words(hint) if word not in filler]
+    if not wanted:
+        return None
+
+    def words_of(task: _Task) -> set[str]:
+        words = set(_words(task.title)) | set(task.tags) | {task.priority}
+        if task.due is not None:
+            local = task.due.astimezone(clock.tz)
+            day = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")[
+                local.weekday()
+            ]
+            words |= {day, day[:3], _MONTHS[local.month].lower(), str(local.day)}
+            delta = (local.date() - clock.now.date()).days
+            words |= {"today"} if delta == 0 else {"tomorrow"} if delta == 1 else set()
+        words |= {"done", "completed"} if task.completed else {"open"}
+        return words
+
+    scored = [(sum(word in words_of(task) for word in wanted), task) for task in candidates]
+    best = max(score for score, _ in scored)
+    winners = [task for score, task in scored if score == best]
+    return winners[0] if best > 0 and len(winners) == 1 else None
+
+
+def _bulk_ask_flow(intent: BulkDelete, context: _Context) -> _Flow:
+    for tool in ("list_tasks", "delete_task"):
+        if tool not in context.tools:
+            return _missing(tool)
+    (result,) = yield [_Call("list_tasks", intent.filters.arguments(limit=BULK_PAGE))]
+    page = _page(result)
+    if page is None:
+        return _Reply(f"I couldn't list those tasks: {result.error or 'the answer was not a task list'}")
+    what = _describe(intent.filters, intent.window)
+    if page.total == 0:
+        return _Reply(f"There are no {what} to delete.")
+    names = ", ".join(_quote(task.title, 40) for task in page.tasks[:5])
+    if page.total > 5:
+        names += f" and {page.total - 5} more"
+    count = page.total
+    noun = f"all {count} {what}" if count != 1 else f"the only {_singular(what)}"
+    return _Reply(
+        f"That would delete {noun}: {names}. This can't be undone. "
+        f'To go ahead, reply "yes, delete all {count}"; anything else cancels.',
+        pending=_ConfirmBulk(intent, count),
+    )
+
+
+def _confirm_flow(intent: Confirm, context: _Context, pending: _Pending | None) -> _Flow:
+    if isinstance(pending, _Choose):
+        return _Reply(
+            f"Please reply with the number of the task you mean (1 to {len(pending.candidates)}).", pending
+        )
+    if pending is None:
+        if intent.count is not None:
+            return _Reply(
+                "There's nothing waiting for confirmation, so I didn't delete anything. "
+                'To delete tasks in bulk, say for example "delete all completed tasks".'
+            )
+        return _Reply('OK. What would you like to do next? Say "help" for examples.')
+    if intent.count != pending.count:
+        return _Reply(
+            f'To delete them, reply exactly "yes, delete all {pending.count}". Nothing was deleted.', pending
+        )
+    return (yield from _bulk_delete(pending, context))
+
+
+def _bulk_delete(pending: _ConfirmBulk, context: _Context) -> _Flow:
+    for tool in ("list_tasks", "delete_task"):
+        if tool not in context.tools:
+            return _missing(tool)
+    what = _describe(pending.intent.filters, pending.intent.window)
+    deleted = 0
+    errors: list[str] = []
+    tried: set[str] = set()
+    for round_number in range(BULK_ROUNDS):
+        (result,) = yield [_Call("list_tasks", pending.intent.filters.arguments(limit=BULK_PAGE))]
+        page = _page(result)
+        if page is None:
+            errors.append(result.error or "the answer was not a task list")
+            break
+        if round_number == 0 and page.total != pending.count:
+            return _Reply(
+                f"The number of {what} changed to {page.total} since you confirmed, so I deleted nothing. "
+                f'To go ahead, reply "yes, delete all {page.total}".',
+                _ConfirmBulk(pending.intent, page.total) if page.total else None,
+            )
+        batch = [task for task in page.tasks if task.id not in tried][: pending.count - len(tried)]
+        if not batch:
+            break
+        tried.update(task.id for task in batch)
+        results = yield [_Call("delete_task", {"task_id": task.id}) for task in batch]
+        for outcome in results:
+            if outcome.ok:
+                deleted += 1
+            else:
+                errors.append(outcome.error)
+        if len(tried) >= pending.count or page.total <= len(page.tasks):
+            break
+    text = f"Deleted {_plural(deleted, 'task')}."
+    if not errors and deleted < pending.count:
+        text += " Some are left; ask again to delete the rest."
+    if errors:
+        text += f" {_plural(len(errors), 'task')} could not be deleted: {errors[0]}"
+    return _Reply(text)
+
+
+# ---------------------------------------------------------------------------------------- model
+
+
+def _decide(
+    system_instructions: str | None, input: str | list[TResponseInputItem], tools: Sequence[Tool]
+) -> list[_Call] | str:
+    clock_line = parse_clock(system_instructions or "")
+    if clock_line is None:
+        tz = ZoneInfo("UTC")
+        clock = _Clock(datetime.now(UTC).astimezone(tz), tz)
+    else:
+        clock = _Clock(*clock_line)
+    actual = _tool_names(tools)
+    turns = _turns(input, {name: known for known, name in actual.items()})
+    if not turns:
+        return HELP_TEXT
+    context = _Context(clock, frozenset(actual), turns)
+    outcome = _plan(context, len(turns) - 1)
+    if isinstance(outcome, _Reply):
+        return outcome.text
+    if isinstance(outcome, _Diverged):
+        return "Sorry, I lost track of what I was doing. Could you say that again?"
+    return [_Call(actual[call.name], call.arguments) for call in outcome]
+
+
+TOOL_NAMES = (
+    "add_task",
+    "list_tasks",
+    "get_task",
+    "update_task",
+    "complete_task",
+    "reopen_task",
+    "delete_task",
+)
+
+
+def _tool_names(tools: Sequence[Tool]) -> dict[str, str]:
+    """Our tool names -> the names in `tools`, which may carry a server prefix ('mcp_todo__add_task')."""
+    names = [name for name in (getattr(tool, "name", None) for tool in tools) if isinstance(name, str)]
+    found: dict[str, str] = {}
+    for known in TOOL_NAMES:
+        if known in names:
+            found[known] = known
+            continue
+        prefixed = [name for name in names if re.search(rf"(?:__|[./:]){known}$", name)]
+        if len(prefixed) == 1:
+            found[known] = prefixed[0]
+    return found
+
+
+def _output_items(decision: list[_Call] | str) -> list[TResponseOutputItem]:
+    if isinstance(decision, str):
+        return [assistant_message(decision, item_id=f"msg_{uuid.uuid4().hex}")]
+    items: list[TResponseOutputItem] = []
+    for call in decision:
+        call_id = f"call_{uuid.uuid4().hex}"
+        items.append(
+            function_call(call.name, call.arguments, call_id=call_id, item_id=f"fc_{uuid.uuid4().hex}")
+        )
+    return items
+
+
+class OfflineModel(Model):
+    """A deterministic stand-in for an LLM: everyday task commands in, tool calls and plain answers out."""
+
+    async def get_response(
+        self,
+        system_instructions: str | None,
+        input: str | list[TResponseInputItem],
+        model_settings: ModelSettings,
+        tools: list[Tool],
+        output_schema: AgentOutputSchemaBase | None,
+        handoffs: list[Handoff],
+        tracing: ModelTracing,
+        *,
+        previous_response_id: str | None,
+        conversation_id: str | None,
+        prompt: ResponsePromptParam | None,
+    ) -> ModelResponse:
+        output = self._respond(system_instructions, input, tools, tracing)
+        return ModelResponse(output=output, usage=Usage(requests=1), response_id=f"resp_{uuid.uuid4().hex}")
+
+    async def stream_response(
+        self,
+        system_instructions: str | None,
+        input: str | list[TResponseInputItem],
+        model_settings: ModelSettings,
+        tools: list[Tool],
+        output_schema: AgentOutputSchemaBase | None,
+        handoffs: list[Handoff],
+        tracing: ModelTracing,
+        *,
+        previous_response_id: str | None,
+        conversation_id: str | None,
+        prompt: ResponsePromptParam | None,
+    ) -> AsyncIterator[TResponseStreamEvent]:
+        output = self._respond(system_instructions, input, tools, tracing)
+        for event in stream_events(output, response_id=f"resp_{uuid.uuid4().hex}"):
+            yield event
+
+    @staticmethod
+    def _respond(
+        system_instructions: str | None,
+        input: str | list[TResponseInputItem],
+        tools: Sequence[Tool],
+        tracing: ModelTracing,
+    ) -> list[TResponseOutputItem]:
+        with generation_span(model=OFFLINE_MODEL_NAME, disabled=tracing.is_disabled()) as span:
+            output = _output_items(_decide(system_instructions, input, tools))
+            if tracing.include_data():
+                span.span_data.output = [item.model_dump(exclude_unset=True) for item in output]
+            return output
+
+
+# ------------------------------------------------------------------------------------ streaming
+
+
+def _text_chunks(text: str) -> list[str]:
+    """Word-sized deltas, so a streamed answer appears as it would from an LLM."""
+    return re.findall(r"\S+\s*|\s+", text) or [""]
+
+
+def stream_events(output: Sequence[TResponseOutputItem], *, response_id: str) -> list[TResponseStreamEvent]:
+    """The Responses stream for a finished `output`: created, per-item added/deltas/done, completed."""
+    usage = ResponseUsage(
+        input_tokens=0,
+        output_tokens=0,
+        total_tokens=0,
+        input_tokens_details=InputTokensDetails.model_validate({"cached_tokens": 0, "cache_write_tokens": 0}),
+        output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
+    )
+    response = Response(
+        id=response_id,
+        created_at=time.time(),
+        model=OFFLINE_MODEL_NAME,
+        object="response",
+        output=list(output),
+        tool_choice="auto",
+        tools=[],
+        top_p=None,
+        parallel_tool_calls=True,
+        status="completed",
+        usage=usage,
+    )
+    started = response.model_copy(update={"output": [], "status": "in_progress", "usage": None})
+    events: list[TResponseStreamEvent] = []
+
+    def add(event: object) -> None:
+        events.append(cast(TResponseStreamEvent, event))
+
+    add(ResponseCreatedEvent(type="response.created", response=started, sequence_number=0))
+    add(
+        ResponseInProgressEvent(
+            type="response.in_progress", response=copy.deepcopy(started), sequence_number=1
+        )
+    )
+    for index, item in enumerate(output):
+        if isinstance(item, ResponseFunctionToolCall):
+            item_id = item.id or item.call_id
+            add(
+                ResponseOutputItemAddedEvent(
+                    type="response.output_item.added",
+                    output_index=index,
+                    sequence_number=len(events),
+                    item=item.model_copy(update={"arguments": "", "status": "in_progress"}),
+                )
+            )
+            add(
+                ResponseFunctionCallArgumentsDeltaEvent(
+                    type="response.function_call_arguments.delta",
+                    item_id=item_id,
+                    output_index=index,
+                    delta=item.arguments,
+                    sequence_number=len(events),
+                )
+            )
+            add(
+                ResponseFunctionCallArgumentsDoneEvent.model_validate(
+                    {
+                        "type": "response.function_call_arguments.done",
+                        "item_id": item_id,
+                        "output_index": index,
+                        "arguments": item.arguments,
+                        "name": item.name,
+                        "sequence_number": len(events),
+                    }
+                )
+            )
+        elif isinstance(item, ResponseOutputMessage):
+            add(
+                ResponseOutputItemAddedEvent(
+                    type="response.output_item.added",
+                    output_index=index,
+                    sequence_number=len(events),
+                    item=item.model_copy(update={"content": [], "status": "in_progress"}),
+                )
+            )
+            for part_index, part in enumerate(item.content):
+                if not isinstance(part, ResponseOutputText):
+                    continue
+                add(
+                    ResponseContentPartAddedEvent(
+                        type="response.content_part.added",
+                        item_id=item.id,
+                        output_index=index,
+                        content_index=part_index,
+                        sequence_number=len(events),
+                        part=ResponseOutputText(type="output_text", text="", annotations=[], logprobs=[]),
+                    )
+                )
+                for chunk in _text_chunks(part.text):
+                    add(
+                        ResponseTextDeltaEvent(
+                            type="response.output_text.delta",
+                            item_id=item.id,
+                            output_index=index,
+                            content_index=part_index,
+                            delta=chunk,
+                            logprobs=[],
+                            sequence_number=len(events),
+                        )
+                    )
+                add(
+                    ResponseTextDoneEvent(
+                        type="response.output_text.done",
+                        item_id=item.id,
+                        output_index=index,
+                        content_index=part_index,
+                        text=part.text,
+                        logprobs=[],
+                        sequence_number=len(events),
+                    )
+                )
+                add(
+                    ResponseContentPartDoneEvent(
+                        type="response.content_part.done",
+                        item_id=item.id,
+                        output_index=index,
+                        content_index=part_index,
+                        part=copy.deepcopy(part),
+                        sequence_number=len(events),
+                    )
+                )
+        add(
+            ResponseOutputItemDoneEvent(
+                type="response.output_item.done",
+                item=copy.deepcopy(item),
+                output_index=index,
+                sequence_number=len(events),
+            )
+        )
+    add(ResponseCompletedEvent(type="response.completed", response=response, sequence_number=len(events)))
+    return events
