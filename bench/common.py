@@ -1,0 +1,96 @@
+"""What the benchmarks share: a scratch PostgreSQL database, a server process, figures."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+
+import httpx
+import psycopg
+from sqlalchemy import make_url
+
+from todo_chatbot import migrate
+
+SERVER_URL = os.environ.get("BENCH_DATABASE_URL") or os.environ.get(
+    "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@contextlib.contextmanager
+def scratch_database() -> Iterator[str]:
+    """A new, migrated PostgreSQL database, dropped afterwards."""
+    server = make_url(SERVER_URL).set(drivername="postgresql")
+    name = f"todo_bench_{uuid.uuid4().hex[:10]}"
+    admin = server.render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    url = server.set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def server_process(module: str, port: int, env: dict[str, str]) -> Iterator[str]:
+    """Run `python -m module --port PORT` and wait until /healthz answers."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{module} did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def summary(name: str, seconds: Sequence[float]) -> dict[str, float | str]:
+    return {
+        "name": name,
+        "n": len(seconds),
+        "p50_ms": percentile(seconds, 50) * 1000,
+        "p99_ms": percentile(seconds, 99) * 1000,
+        "per_s": len(seconds) / sum(seconds) if seconds else 0.0,
+        "mean_ms": statistics.fmean(seconds) * 1000,
+    }
+
+
+def print_table(rows: Sequence[dict[str, float | str]]) -> None:
+    print(f"{'operation':<34}{'n':>7}{'p50 ms':>10}{'p99 ms':>10}{'calls/s':>10}")
+    for row in rows:
+        print(
+            f"{row['name']:<34}{row['n']:>7}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['per_s']:>10.0f}"
+        )
+
+
+def print_ratio(label: str, value: float, target: float, *, at_most: bool = True) -> None:
+    """One line per target: the measured ratio, the target, and whether it was met."""
+    met = value <= target if at_most else value >= target
+    sign = "<=" if at_most else ">="
+    print(f"  {label:<48} {value:6.2f}  ({sign} {target:.2f})  {'ok' if met else 'MISSED'}")
