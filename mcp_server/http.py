@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from mcp_server.auth import Authenticator, unauthorized_body
 from mcp_server.db import Database
 from mcp_server.errors import InvalidInput, NotAuthenticated, StoreUnavailable, TaskNotFound
+from mcp_server.history import TaskHistory
 from mcp_server.schemas import DeletedTask, TaskCreate, TaskOut, TaskPage, TaskPatch, TaskQuery
 from mcp_server.service import Caller, TaskService
 from mcp_server.tools import CALLER_SCOPE_KEY
@@ -73,6 +74,12 @@ def task_router(service: TaskService, auth: Authenticator) -> APIRouter:
     @router.delete("/{task_id}", response_model=DeletedTask, summary="Delete a task")
     async def delete_task(task_id: str, caller: Caller = authenticated) -> DeletedTask:
         return await service.delete(caller, task_id)
+
+    @router.get("/{task_id}/history", response_model=TaskHistory, summary="What happened to a task")
+    async def task_history(
+        task_id: str, limit: Annotated[int, Query(ge=1, le=200)] = 50, caller: Caller = authenticated
+    ) -> TaskHistory:
+        return await service.history(caller, task_id, limit)
 
     return router
 

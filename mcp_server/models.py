@@ -99,3 +99,23 @@ class OutboxEvent(SQLModel, table=True):
     published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_type=Text)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One delivered event, numbered per user: the history of every task and the replay source."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        UniqueConstraint("user_id", "seq", name="uq_audit_user_seq"),
+        Index("ix_audit_user_task", "user_id", "task_id", "seq"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    user_id: str = Field(max_length=255)
+    seq: int = Field(sa_type=BigInteger)
+    event_id: str = Field(max_length=64, unique=True)
+    event_type: str = Field(max_length=64)
+    task_id: str = Field(max_length=64)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    event: dict[str, Any] = Field(sa_column=Column(JSONDocument, nullable=False))

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as clock_time
@@ -22,24 +22,28 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, exists, func, insert, literal, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import column
 from sqlmodel import col
 from uuid6 import uuid7
 
-from mcp_server import dates, outbox, recurrence
+from mcp_server import dates, history, outbox, recurrence
 from mcp_server.db import Database
 from mcp_server.errors import InvalidInput, TaskNotFound
 from mcp_server.events import (
+    REMINDER_DUE,
     TASK_COMPLETED,
     TASK_CREATED,
     TASK_DELETED,
     TASK_REOPENED,
     TASK_UPDATED,
     build_event,
+    epoch,
     task_data,
 )
-from mcp_server.models import Priority, Task, UserAccount, utcnow
+from mcp_server.history import HistoryEntry, TaskHistory
+from mcp_server.models import AuditEntry, Priority, Task, UserAccount, utcnow
 from mcp_server.schemas import (
     PRIORITIES,
     DeletedTask,
@@ -59,6 +63,17 @@ ZONE_CACHE_SIZE = 10_000
 DEFAULT_TIME = clock_time(9, 0)
 START_OF_DAY = clock_time(0, 0)
 END_OF_DAY = clock_time(23, 59, 59)
+
+
+# Run inside a write's transaction by an idempotent consumer: False means "done before, skip".
+Claim = Callable[[AsyncSession], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class ReminderState:
+    completed: bool
+    remind_at: datetime | None
+    version: int
 
 
 @dataclass(frozen=True)
@@ -91,13 +106,12 @@ class TaskService:
         *,
         source: str = "/todo-chatbot/mcp-server",
         clock: Callable[[], datetime] = utcnow,
-        after_commit: Callable[[], None] | None = None,
         traceparent: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.db = db
         self.source = source
         self.clock = clock
-        self._after_commit = after_commit
+        self._commit_listeners: list[Callable[[], None]] = []
         self._traceparent = traceparent
         # user id -> (zone, expiry): read on every call, changed rarely, refreshed within a minute.
         self._zones: dict[str, tuple[ZoneInfo, float]] = {}
@@ -156,49 +170,49 @@ class TaskService:
         self._committed()
         return to_out(task, tz)
 
-    async def create_occurrence(self, user_id: str, previous: dict[str, Any]) -> TaskOut | None:
+    async def create_occurrence(
+        self, user_id: str, previous: dict[str, Any], *, claim: Claim | None = None
+    ) -> TaskOut | None:
         """The next occurrence of a completed repeating task (from its event `data`), exactly once.
 
-        Returns None when the series has ended or the occurrence already exists.
+        Returns None when the series has ended, the occurrence exists already, or `claim` (run in
+        the same transaction) says this was done before.
         """
         rule, series, index = previous.get("recurrence"), previous.get("seriesId"), previous.get("occurrence")
         if not rule or not series or not index or previous.get("dueDate") is None:
             return None
         now = self.clock()
         caller = Caller(user_id)
-        async with self.db.transaction() as session:
-            tz = await self._zone(session, caller)
-            current_due = datetime.fromtimestamp(int(previous["dueDate"]), tz)
-            due = recurrence.next_occurrence(rule, tz=tz, current=current_due, index=int(index))
-            if due is None:
-                return None
-            series_id = uuid.UUID(str(series))
-            taken = await session.scalar(
-                select(col(Task.id)).where(
-                    col(Task.series_id) == series_id, col(Task.occurrence) == int(index) + 1
+        try:
+            async with self.db.transaction() as session:
+                if claim is not None and not await claim(session):
+                    return None
+                tz = await self._zone(session, caller)
+                current_due = datetime.fromtimestamp(int(previous["dueDate"]), tz)
+                due = recurrence.next_occurrence(rule, tz=tz, current=current_due, index=int(index))
+                if due is None:
+                    return None
+                offset = previous.get("remindOffset")
+                task = Task(
+                    id=uuid7(),
+                    user_id=user_id,
+                    title=previous["title"],
+                    description=previous.get("description"),
+                    priority=Priority[previous.get("priority") or "none"],
+                    tags=list(previous.get("tags") or []),
+                    due_at=due,
+                    remind_offset_s=offset,
+                    remind_at=due - timedelta(seconds=offset) if offset else None,
+                    recurrence=rule,
+                    series_id=uuid.UUID(str(series)),
+                    occurrence=int(index) + 1,
+                    created_at=now,
+                    updated_at=now,
                 )
-            )
-            if taken is not None:
-                return None
-            offset = previous.get("remindOffset")
-            task = Task(
-                id=uuid7(),
-                user_id=user_id,
-                title=previous["title"],
-                description=previous.get("description"),
-                priority=Priority[previous.get("priority") or "none"],
-                tags=list(previous.get("tags") or []),
-                due_at=due,
-                remind_offset_s=offset,
-                remind_at=due - timedelta(seconds=offset) if offset else None,
-                recurrence=rule,
-                series_id=series_id,
-                occurrence=int(index) + 1,
-                created_at=now,
-                updated_at=now,
-            )
-            await session.execute(insert(TASKS), task.model_dump())
-            await self._record(session, caller, TASK_CREATED, str(task.id), task_data(task), now)
+                await session.execute(insert(TASKS), task.model_dump())
+                await self._record(session, caller, TASK_CREATED, str(task.id), task_data(task), now)
+        except IntegrityError:
+            return None  # the (series, occurrence) unique constraint: another delivery created it
         self._committed()
         return to_out(task, tz)
 
@@ -242,6 +256,53 @@ class TaskService:
             await self._record(session, caller, TASK_DELETED, str(task.id), data, now)
         self._committed()
         return DeletedTask(id=task.id, title=task.title)
+
+    # ---- reminders and history ------------------------------------------------------
+
+    async def reminder_state(self, user_id: str, task_id: str | uuid.UUID) -> ReminderState | None:
+        """What the reminder of a task is now (None if the task is gone)."""
+        async with self.db.transaction() as session:
+            row = (
+                await session.execute(
+                    select(col(Task.completed), col(Task.remind_at), col(Task.version)).where(
+                        col(Task.id) == parse_task_id(task_id), col(Task.user_id) == user_id
+                    )
+                )
+            ).first()
+        return None if row is None else ReminderState(completed=row[0], remind_at=row[1], version=row[2])
+
+    async def fire_reminder(
+        self, user_id: str, task_id: str | uuid.UUID, *, remind_at: int, version: int, claim: Claim
+    ) -> bool:
+        """Write `reminder.due` if the task is still open with this reminder and version, once."""
+        now = self.clock()
+        caller = Caller(user_id)
+        async with self.db.transaction() as session:
+            task = await session.scalar(
+                select(Task).where(col(Task.id) == parse_task_id(task_id), col(Task.user_id) == user_id)
+            )
+            if (
+                task is None
+                or task.completed
+                or task.version != version
+                or epoch(task.remind_at) != remind_at
+            ):
+                return False
+            if not await claim(session):
+                return False
+            await self._record(session, caller, REMINDER_DUE, str(task.id), task_data(task), now)
+        self._committed()
+        return True
+
+    async def history(self, caller: Caller, task_id: str | uuid.UUID | None, limit: int = 50) -> TaskHistory:
+        """One task's events (also after it was deleted), or the caller's recent activity."""
+        wanted = None if task_id is None else parse_task_id(task_id)
+        async with self.db.transaction() as session:
+            tz = await self._zone(session, caller)
+            entries = await history.audit_entries(session, caller.user_id, wanted, limit)
+        if wanted is not None and not entries:
+            raise TaskNotFound(wanted)
+        return TaskHistory(entries=[_history_entry(entry, tz) for entry in entries])
 
     # ---- internals ---------------------------------------------------------------------
 
@@ -317,9 +378,13 @@ class TaskService:
         if caller.timezone:  # it was just stored for them
             self._zones[caller.user_id] = (dates.zone(caller.timezone), time.monotonic() + ZONE_CACHE_SECONDS)
 
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every commit that wrote to the outbox (the relay's wake-up)."""
+        self._commit_listeners.append(listener)
+
     def _committed(self) -> None:
-        if self._after_commit is not None:
-            self._after_commit()
+        for listener in self._commit_listeners:
+            listener()
 
     def _filters(
         self, caller: Caller, query: TaskQuery, tz: ZoneInfo, now: datetime
@@ -524,6 +589,33 @@ def _summary(row: Sequence[Any], tz: ZoneInfo) -> TaskSummary:
         remind_at=None if remind_at is None else remind_at.astimezone(tz),
         repeat_text=_describe(rule) if rule else None,
         version=version,
+    )
+
+
+_HISTORY_WORDS = {
+    TASK_CREATED: "added",
+    TASK_UPDATED: "changed",
+    TASK_COMPLETED: "marked done",
+    TASK_REOPENED: "reopened",
+    TASK_DELETED: "deleted",
+    REMINDER_DUE: "reminder sent",
+}
+
+
+def _history_entry(entry: AuditEntry, tz: ZoneInfo) -> HistoryEntry:
+    data = entry.event.get("data") or {}
+    changed = data.get("changed")
+    detail = _HISTORY_WORDS.get(entry.event_type, entry.event_type)
+    if changed:
+        detail += ": " + ", ".join(changed)
+    return HistoryEntry(
+        seq=entry.seq,
+        type=entry.event_type,
+        task_id=uuid.UUID(entry.task_id),
+        title=str(data.get("title", "")),
+        at=entry.occurred_at.astimezone(tz),
+        changed=changed,
+        detail=detail,
     )
 
 

@@ -18,6 +18,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
 from mcp_server.errors import TaskError
+from mcp_server.history import TaskHistory
 from mcp_server.schemas import (
     PAGE_MAX,
     DeletedTask,
@@ -246,5 +247,17 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
     async def delete_task(task_id: TaskId, ctx: Context) -> DeletedTask:
         """Delete one task for good. Confirm with the user first when the request is ambiguous."""
         return await _domain(service.delete(caller_of(ctx), task_id))
+
+    @mcp.tool(annotations=READ)
+    async def task_history(
+        ctx: Context,
+        task_id: Annotated[
+            str | None,
+            Field(description="A task's id for its history; leave out for recent activity.", max_length=64),
+        ] = None,
+        limit: Annotated[int, Field(description="How many events, newest first (1-200).", ge=1, le=200)] = 20,
+    ) -> TaskHistory:
+        """What happened to one task (also after it was deleted), or the user's recent activity."""
+        return await _domain(service.history(caller_of(ctx), task_id, limit))
 
     return mcp

@@ -70,6 +70,18 @@ def _serve(settings: Settings, host: str, port: int, role: str, *, open_browser:
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), proxy_headers=True)
 
 
+def _serve_handler(settings: Settings, name: str, host: str, port: int) -> None:
+    import uvicorn
+
+    from event_handlers.app import create_handler_app
+
+    if name == "push":
+        _refuse_open_binding(settings, host)
+    app = create_handler_app(name, settings)  # type: ignore[arg-type]  # argparse checked the choice
+    logging.getLogger(__name__).info("serving the %s handler at http://%s:%s", name, host, port)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+
+
 def _stdio(settings: Settings) -> None:
     import anyio
 
@@ -127,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     mcp_server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     mcp_server.add_argument("--port", type=int, default=8000, help="port (default 8000)")
 
+    handler = command(
+        "handler",
+        "one event handler alone, as in Kubernetes",
+        "Serve one handler of task events beside a Dapr sidecar: audit (the history), reminders (Dapr "
+        "Jobs API), recurring (next occurrences) or push (the /ws/tasks WebSocket).",
+        DAPR_HELP + "  SUBSCRIPTIONS    programmatic (default: /dapr/subscribe) or declarative\n",
+    )
+    handler.add_argument("name", choices=["audit", "reminders", "recurring", "push"], help="which handler")
+    handler.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    handler.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+
     command("migrate", "apply database migrations", "Create or upgrade the database schema at DATABASE_URL.")
     return parser
 
@@ -140,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             _serve(settings, args.host, args.port, "embedded", open_browser=args.open)
         case "mcp-server":
             _serve(settings, args.host, args.port, "mcp-server")
+        case "handler":
+            _serve_handler(settings, args.name, args.host, args.port)
         case "mcp":
             _stdio(settings)
         case "migrate":

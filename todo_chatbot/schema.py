@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-import mcp_server.models  # noqa: F401  (registers the task tables)
+import mcp_server.models  # noqa: F401  (importing registers the tables)
 
 metadata = SQLModel.metadata

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     pubsub_name: str = "taskpubsub"
     topic: str = "task-events"
     dead_letter_topic: str = "task-events-dlq"
+    subscriptions: Literal["programmatic", "declarative"] = Field(
+        "programmatic", description="`declarative`: the chart's Subscriptions; `/dapr/subscribe` answers []."
+    )
+    outbox_retention_hours: float = Field(24.0, gt=0, description="Published outbox rows are kept this long.")
 
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None

@@ -1,0 +1,46 @@
+"""One handler as its own service beside a Dapr sidecar: `todo-chatbot handler NAME`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from event_handlers.deps import HandlerDeps
+from event_handlers.http import dapr_router, push_router
+from event_handlers.push import PushHub, replay_from
+from event_handlers.scheduling import DaprJobScheduler
+from event_handlers.subscriptions import HandlerName
+from mcp_server.auth import Authenticator
+from mcp_server.db import Database
+from mcp_server.http import health_router
+from mcp_server.service import TaskService
+from todo_chatbot.settings import Settings
+
+
+def create_handler_app(name: HandlerName, settings: Settings) -> FastAPI:
+    """The FastAPI app of handler `name`: Dapr routes, health, and its own extras (jobs, WebSocket)."""
+    db = Database(settings.database_url)
+    deps = HandlerDeps(db=db, service=TaskService(db, source=f"/todo-chatbot/{name}"))
+    scheduler = None
+    if name == "reminders":
+        token = settings.dapr_api_token.get_secret_value() if settings.dapr_api_token else None
+        deps.scheduler = scheduler = DaprJobScheduler(port=settings.dapr_http_port, api_token=token)
+    if name == "push":
+        deps.hub = PushHub()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if scheduler is not None:
+            await scheduler.aclose()
+        await db.dispose()
+
+    app = FastAPI(title=f"Todo Chatbot {name} handler", version="0.1.0", lifespan=lifespan)
+    app.state.deps = deps
+    app.include_router(health_router(db))
+    app.include_router(dapr_router(name, deps, settings))
+    if deps.hub is not None:
+        app.include_router(push_router(deps.hub, Authenticator(settings), replay_from(db)))
+    return app

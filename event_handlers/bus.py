@@ -1,0 +1,62 @@
+"""The in-process bus of the embedded mode: an `EventPublisher` that delivers to the handlers.
+
+It stands in for Dapr pub/sub: each event goes to every subscribed handler through `dispatch`;
+SUCCESS and DROP (recorded as a dead letter) count as delivered, and a RETRY leaves the event and
+the user's later events in the outbox for the relay to offer again (handlers are idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from event_handlers.deps import HandlerDeps
+from event_handlers.handlers import dispatch
+from event_handlers.intake import Outcome
+from event_handlers.models import DeadLetter
+from event_handlers.subscriptions import HANDLERS, SUBSCRIPTIONS, HandlerName
+from mcp_server.publishing import PublishFailed
+
+log = logging.getLogger(__name__)
+
+
+class InProcessBus:
+    def __init__(self, deps: HandlerDeps, handlers: Sequence[HandlerName] = HANDLERS) -> None:
+        self.deps = deps
+        self.handlers = tuple(handlers)
+
+    async def publish(self, user_id: str, events: Sequence[dict[str, Any]]) -> set[str]:
+        delivered: set[str] = set()
+        for event in events:  # in order: a user's events reach each handler one after another
+            outcomes = await asyncio.gather(*(self._deliver(name, event) for name in self._targets(event)))
+            if any(outcome is Outcome.RETRY for outcome in outcomes):
+                if not delivered:
+                    raise PublishFailed("a handler asked to retry")
+                return delivered
+            delivered.add(str(event["id"]))
+        return delivered
+
+    def _targets(self, event: dict[str, Any]) -> list[HandlerName]:
+        kind = str(event.get("type", ""))
+        wanted = [name for name in self.handlers if SUBSCRIPTIONS[name].wants(kind)]
+        return wanted or list(self.handlers[:1])  # an unknown type still goes somewhere, to be dropped
+
+    async def _deliver(self, name: HandlerName, event: dict[str, Any]) -> Outcome:
+        outcome, reason = await dispatch(name, event, self.deps)
+        if outcome is Outcome.DROP:
+            try:
+                await self._dead_letter(name, event, reason)
+            except Exception:  # could not keep it: deliver it again later rather than lose it
+                return Outcome.RETRY
+        return outcome
+
+    async def _dead_letter(self, name: HandlerName, event: dict[str, Any], reason: str) -> None:
+        async with self.deps.db.transaction() as session:
+            session.add(
+                DeadLetter(
+                    consumer=name, event_id=str(event.get("id"))[:128], reason=reason, body=json.dumps(event)
+                )
+            )

@@ -1,0 +1,56 @@
+"""The handlers, registered in one place, and the one dispatch every transport uses.
+
+The Dapr routes and the in-process bus both call `dispatch`, so the embedded mode runs the very
+code that runs in Kubernetes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from event_handlers import audit, push, recurring, reminders
+from event_handlers.deps import HandlerDeps
+from event_handlers.intake import Malformed, Outcome, TaskEvent, parse
+from event_handlers.scheduling import JobFailed
+from event_handlers.subscriptions import SUBSCRIPTIONS, HandlerName
+from mcp_server.db import is_unavailable
+from mcp_server.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[TaskEvent, HandlerDeps], Awaitable[Outcome]]
+
+HANDLERS: Final[dict[HandlerName, Handler]] = {
+    "audit": audit.handle,
+    "reminders": reminders.handle,
+    "recurring": recurring.handle,
+    "push": push.handle,
+}
+
+
+async def dispatch(
+    name: HandlerName, body: bytes | str | dict[str, Any], deps: HandlerDeps
+) -> tuple[Outcome, str]:
+    """Run handler `name` on a delivery: (outcome, reason).
+
+    Malformed -> DROP; a type the handler does not act on -> SUCCESS; database or sidecar
+    unreachable -> RETRY; any other failure -> DROP (a poison message must not block the user's
+    events forever; it stays in the dead-letter topic for inspection).
+    """
+    event = parse(body)
+    if isinstance(event, Malformed):
+        log.warning("dropping a malformed event for %s: %s", name, event.reason)
+        return Outcome.DROP, event.reason
+    if not SUBSCRIPTIONS[name].wants(event.type):
+        return Outcome.SUCCESS, "not for this handler"
+    try:
+        return await HANDLERS[name](event, deps), ""
+    except (StoreUnavailable, JobFailed) as error:
+        return Outcome.RETRY, str(error)
+    except Exception as error:
+        if is_unavailable(error):
+            return Outcome.RETRY, "database unavailable"
+        log.exception("handler %s failed on event %s", name, event.id)
+        return Outcome.DROP, f"handler failed: {type(error).__name__}"

@@ -1,0 +1,219 @@
+"""The `JobScheduler` port: the Dapr Jobs API in Kubernetes, durable in-process timers embedded.
+
+A job is a name, a due time and JSON data; when due, its trigger gets exactly that data (as the
+sidecar POSTs it to `/job/<name>`). Scheduling an existing name replaces the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col
+
+from event_handlers.models import ScheduledJob
+from mcp_server.db import Database
+from mcp_server.models import utcnow
+
+log = logging.getLogger(__name__)
+
+RETRY_INTERVAL = "3s"  # a protobuf Duration: "3s" and "0.5s" parse, "200ms" and "2m" do not
+MAX_RETRIES = 5
+
+
+class JobFailed(Exception):
+    """The scheduler could not record the change; the caller should retry."""
+
+
+class JobScheduler(Protocol):
+    async def schedule(self, name: str, due_at: datetime, data: dict[str, Any]) -> None: ...
+
+    async def delete(self, name: str) -> None: ...
+
+
+# ---- Dapr Jobs API --------------------------------------------------------------------------
+
+
+class ConstantRetry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    interval: str = RETRY_INTERVAL
+    maxRetries: int = MAX_RETRIES
+
+
+class FailurePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    constant: ConstantRetry = Field(default_factory=ConstantRetry)
+
+
+class DaprJob(BaseModel):
+    """The body of `POST /v1.0/jobs/{name}`: one typed model, since the sidecar ignores unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dueTime: str
+    data: dict[str, Any]
+    overwrite: Literal[True] = True
+    failurePolicy: FailurePolicy = Field(default_factory=FailurePolicy)
+
+
+def due_time(due_at: datetime, now: datetime) -> str:
+    """RFC 3339 (UTC, rounded up to the second: never early) for a future time; "0s" for a past one."""
+    if due_at <= now:
+        return "0s"
+    whole = due_at.astimezone(UTC).replace(microsecond=0)
+    if whole < due_at:
+        whole += timedelta(seconds=1)
+    return whole.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class DaprJobScheduler:
+    def __init__(
+        self,
+        *,
+        port: int,
+        api_token: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        timeout: float = 5.0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        headers = {"dapr-api-token": api_token} if api_token else {}
+        self._http = httpx.AsyncClient(base_url=f"http://{host}:{port}", headers=headers, timeout=timeout)
+        self._clock = clock
+
+    async def schedule(self, name: str, due_at: datetime, data: dict[str, Any]) -> None:
+        body = DaprJob(dueTime=due_time(due_at, self._clock()), data=data)
+        await self._call("POST", name, json=body.model_dump())
+
+    async def delete(self, name: str) -> None:
+        await self._call("DELETE", name)
+
+    async def _call(self, method: str, name: str, **kwargs: Any) -> None:
+        try:
+            response = await self._http.request(method, f"/v1.0/jobs/{name}", **kwargs)
+        except httpx.HTTPError as error:
+            raise JobFailed(f"sidecar unreachable: {type(error).__name__}") from error
+        if response.status_code != 204:
+            raise JobFailed(f"{method} job answered {response.status_code}: {response.text[:200]}")
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+# ---- embedded: durable timers --------------------------------------------------------------
+
+Trigger = Callable[[str, dict[str, Any]], Awaitable[bool]]  # True = handled (like a 2xx)
+
+
+class EmbeddedScheduler:
+    """Jobs kept in a table; one timer sleeps until the earliest is due (no scanning loop).
+
+    A failed trigger is retried every `retry_seconds`, `max_attempts` times in all, like the Dapr
+    failure policy. Jobs survive a restart: they are read back on start.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        max_attempts: int = 1 + MAX_RETRIES,
+        retry_seconds: float = 3.0,
+        concurrency: int = 16,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.retry_seconds = retry_seconds
+        self.concurrency = concurrency
+        self.trigger: Trigger | None = None
+        self._wake = asyncio.Event()
+
+    async def schedule(self, name: str, due_at: datetime, data: dict[str, Any]) -> None:
+        values = {"name": name, "due_at": due_at, "data": data, "attempts": 0}
+        async with self.db.transaction() as session:
+            dialect = postgresql if self.db.is_postgres else sqlite
+            upsert = dialect.insert(ScheduledJob).values(
+                **values,
+                max_attempts=self.max_attempts,
+                retry_seconds=self.retry_seconds,
+                created_at=self.clock(),
+            )
+            await session.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=["name"], set_={"due_at": due_at, "data": data, "attempts": 0}
+                )
+            )
+        self._wake.set()
+
+    async def delete(self, name: str) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(delete(ScheduledJob).where(col(ScheduledJob.name) == name))
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Fire jobs as they fall due, until cancelled."""
+        while True:
+            self._wake.clear()
+            try:
+                next_due = await self.fire_due()
+            except Exception as error:  # the database may be down: try again shortly
+                log.warning("job scheduler could not read its jobs (%s)", type(error).__name__)
+                next_due = self.clock() + timedelta(seconds=self.retry_seconds)
+            timeout = None if next_due is None else max(0.0, (next_due - self.clock()).total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    async def fire_due(self) -> datetime | None:
+        """Trigger every job due now; returns when the next one is due (None: no jobs)."""
+        now = self.clock()
+        async with self.db.sessions() as session:
+            due = list(
+                (
+                    await session.scalars(
+                        select(ScheduledJob)
+                        .where(col(ScheduledJob.due_at) <= now)
+                        .order_by(col(ScheduledJob.due_at))
+                        .limit(1000)
+                    )
+                ).all()
+            )
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def fire(job: ScheduledJob) -> None:
+            async with limit:
+                await self._fire(job)
+
+        await asyncio.gather(*(fire(job) for job in due))
+        async with self.db.sessions() as session:
+            next_due: datetime | None = await session.scalar(select(func.min(col(ScheduledJob.due_at))))
+        return next_due
+
+    async def _fire(self, job: ScheduledJob) -> None:
+        handled = False
+        if self.trigger is not None:
+            try:
+                handled = await self.trigger(job.name, job.data)
+            except Exception as error:
+                log.warning("job %s failed (%s)", job.name, type(error).__name__)
+        # Only this version of the job: one rescheduled meanwhile stays.
+        same_job = (col(ScheduledJob.name) == job.name, col(ScheduledJob.due_at) == job.due_at)
+        async with self.db.transaction() as session:
+            if handled or job.attempts + 1 >= job.max_attempts:
+                if not handled:
+                    log.error("job %s dropped after %d attempts", job.name, job.attempts + 1)
+                await session.execute(delete(ScheduledJob).where(*same_job))
+            else:
+                retry_at = self.clock() + timedelta(seconds=job.retry_seconds)
+                await session.execute(
+                    update(ScheduledJob).where(*same_job).values(attempts=job.attempts + 1, due_at=retry_at)
+                )

@@ -1,0 +1,231 @@
+"""The outbox relay: publishes committed events in order, retrying while the publisher is down.
+
+It wakes right after a commit (an in-process signal, and PostgreSQL `LISTEN` on the channel the
+outbox trigger notifies) with a slow poll as a safety net. On PostgreSQL only the holder of an
+advisory lock relays, so one user's events leave in order even with several replicas. Failures back
+off exponentially and never block writes: they only leave rows pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from sqlalchemy import delete, select, update
+
+from mcp_server.db import Database, database_url, is_unavailable
+from mcp_server.models import OutboxEvent, utcnow
+from mcp_server.outbox import OUTBOX, document
+from mcp_server.publishing import EventPublisher, PublishFailed
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "todo_outbox"
+LEADER_LOCK_KEY = 0x70D0_0B0C  # pg_advisory_lock key shared by every relay of this database
+
+
+Pending = tuple[int, dict[str, Any]]  # outbox row id, the CloudEvent to publish
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    failures: int = 0
+    rounds: int = 0
+    last_error: str | None = None
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        publisher: EventPublisher,
+        *,
+        batch_size: int = 500,
+        bulk_size: int = 100,
+        concurrency: int = 8,
+        poll_seconds: float = 5.0,
+        max_backoff_seconds: float = 30.0,
+        retention: timedelta = timedelta(hours=24),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.publisher = publisher
+        self.batch_size = batch_size
+        self.bulk_size = bulk_size
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.retention = retention
+        self.clock = clock
+        self.stats = RelayStats()
+        self._wake = asyncio.Event()
+        self._backoff = 0.0
+        self._last_prune = 0.0
+
+    def wake(self) -> None:
+        """Called after a commit that wrote to the outbox."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until cancelled (one leader per database on PostgreSQL)."""
+        while True:
+            try:
+                if self.db.is_postgres:
+                    await self._lead_on_postgres()
+                else:
+                    await self._relay_while_leader()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("outbox relay lost its footing (%s); retrying", type(error).__name__)
+                await asyncio.sleep(min(self.poll_seconds, 2.0))
+
+    async def _lead_on_postgres(self) -> None:
+        """Hold the advisory lock on a dedicated connection, LISTEN on it, and relay while it lives."""
+        url = database_url(self.db.url, asynchronous=False).set(drivername="postgresql")
+        conninfo = url.render_as_string(hide_password=False)
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as connection:
+            while not await self._try_lock(connection):  # noqa: ASYNC110  (another replica leads)
+                await asyncio.sleep(self.poll_seconds)
+            await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            log.info("outbox relay is the leader")
+            relay = asyncio.create_task(self._relay_while_leader())
+            listener = asyncio.create_task(self._listen(connection))
+            try:
+                # The listener ends when the connection (and with it the lock) is lost.
+                done, _ = await asyncio.wait({relay, listener}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (relay, listener):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            for task in done:
+                task.result()
+
+    async def _relay_while_leader(self) -> None:
+        while True:
+            self._wake.clear()
+            await self.drain()
+            await self._prune_now_and_then()
+            if self._backoff:  # failing: wait the backoff out, whatever commits happen meanwhile
+                await asyncio.sleep(self._backoff)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+
+    async def drain(self) -> int:
+        """Publish everything pending, oldest first; stops at the first round with a failure."""
+        total = 0
+        while True:
+            published, failed = await self._round()
+            total += published
+            if failed:
+                self._backoff = min(max(self._backoff * 2, 0.25), self.max_backoff_seconds)
+                return total
+            self._backoff = 0.0
+            if published == 0:
+                return total
+
+    async def _round(self) -> tuple[int, bool]:
+        """One batch: each user's events in order (users in parallel). Returns (published, any failure)."""
+        try:
+            async with self.db.sessions() as session:
+                rows = (
+                    await session.execute(
+                        select(OUTBOX.c.id, OUTBOX.c.user_id, OUTBOX.c.seq, OUTBOX.c.payload)
+                        .where(OUTBOX.c.published_at.is_(None))
+                        .order_by(OUTBOX.c.id)
+                        .limit(self.batch_size)
+                    )
+                ).all()
+        except Exception as error:
+            if is_unavailable(error):
+                self._note_failure(f"database unavailable: {type(error).__name__}")
+                return 0, True
+            raise
+        if not rows:
+            return 0, False
+        self.stats.rounds += 1
+        by_user: dict[str, list[Pending]] = {}
+        for row_id, user_id, seq, payload in rows:
+            by_user.setdefault(user_id, []).append((row_id, document(payload, seq)))
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def publish_user(user_id: str, items: list[Pending]) -> tuple[list[int], bool]:
+            done: list[int] = []
+            async with limit:
+                for start in range(0, len(items), self.bulk_size):
+                    chunk = items[start : start + self.bulk_size]
+                    try:
+                        ids = await self.publisher.publish(user_id, [event for _, event in chunk])
+                    except PublishFailed as error:
+                        self._note_failure(str(error))
+                        return done, True
+                    done.extend(row_id for row_id, event in chunk if event["id"] in ids)
+                    if len(ids) < len(chunk):  # partial: keep the rest of this user's events for later
+                        self._note_failure("some events of a bulk publish failed")
+                        return done, True
+            return done, False
+
+        results = await asyncio.gather(*(publish_user(user, items) for user, items in by_user.items()))
+        published = [row_id for done, _ in results for row_id in done]
+        failed = any(failure for _, failure in results)
+        if published:
+            await self._mark_published(published)
+        if failed:
+            await self._count_attempt([items[0][0] for items in by_user.values()])
+        return len(published), failed
+
+    def _note_failure(self, message: str) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = message
+        log.warning("outbox publish failed: %s", message)
+
+    async def _mark_published(self, ids: list[int]) -> None:
+        self.stats.published += len(ids)
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(published_at=self.clock())
+            )
+
+    async def _count_attempt(self, ids: list[int]) -> None:
+        with contextlib.suppress(Exception):  # bookkeeping only; the rows stay pending either way
+            async with self.db.transaction() as session:
+                await session.execute(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.id.in_(ids), OUTBOX.c.published_at.is_(None))
+                    .values(attempts=OUTBOX.c.attempts + 1, last_error=self.stats.last_error)
+                )
+
+    async def _prune_now_and_then(self) -> None:
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._last_prune < 600:
+            return
+        self._last_prune = loop_time
+        cutoff = self.clock() - self.retention
+        with contextlib.suppress(Exception):
+            async with self.db.transaction() as session:
+                await session.execute(delete(OutboxEvent).where(OUTBOX.c.published_at < cutoff))
+
+    async def prune(self) -> None:
+        """Delete published rows older than the retention period."""
+        self._last_prune = 0.0
+        await self._prune_now_and_then()
+
+    @staticmethod
+    async def _try_lock(connection: psycopg.AsyncConnection[Any]) -> bool:
+        cursor = await connection.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK_KEY,))
+        row = await cursor.fetchone()
+        return bool(row and row[0])
+
+    async def _listen(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        async for _ in connection.notifies():
+            self._wake.set()
+        raise ConnectionError("the relay's database connection closed")
