@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-import mcp_server.models  # noqa: F401  (importing registers the tables)
+import event_handlers.models  # noqa: F401  (importing a models module registers its tables)
+import mcp_server.models  # noqa: F401
 
 metadata = SQLModel.metadata
