@@ -87,7 +87,9 @@ class DaprJobScheduler:
         host: str = "127.0.0.1",
     ) -> None:
         headers = {"dapr-api-token": api_token} if api_token else {}
-        self._http = httpx.AsyncClient(base_url=f"http://{host}:{port}", headers=headers, timeout=timeout)
+        self._http = httpx.AsyncClient(
+            base_url=f"http://{host}:{port}", headers=headers, timeout=timeout, trust_env=False
+        )
         self._clock = clock
 
     async def schedule(self, name: str, due_at: datetime, data: dict[str, Any]) -> None:

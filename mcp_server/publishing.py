@@ -45,7 +45,9 @@ class DaprPublisher:
         host: str = "127.0.0.1",
     ) -> None:
         headers = {"dapr-api-token": api_token} if api_token else {}
-        self._http = httpx.AsyncClient(base_url=f"http://{host}:{port}", headers=headers, timeout=timeout)
+        self._http = httpx.AsyncClient(
+            base_url=f"http://{host}:{port}", headers=headers, timeout=timeout, trust_env=False
+        )
         self._pubsub = pubsub
         self._topic = topic
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx2
@@ -64,3 +64,12 @@ async def mcp_over_http(url: str, bearer: str | None = None, **headers: str) -> 
         Client(streamable_http_client(url + "/mcp", http_client=http)) as client,
     ):
         yield client
+
+
+async def eventually(condition: Callable[[], bool], *, timeout: float = 5.0, interval: float = 0.02) -> None:
+    """Wait until `condition()` holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)

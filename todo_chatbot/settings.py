@@ -55,6 +55,7 @@ class Settings(BaseSettings):
         "programmatic", description="`declarative`: the chart's Subscriptions; `/dapr/subscribe` answers []."
     )
     outbox_retention_hours: float = Field(24.0, gt=0, description="Published outbox rows are kept this long.")
+    relay_max_backoff_seconds: float = Field(30.0, gt=0, description="Longest wait between publish retries.")
 
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from event_handlers.models import ProcessedEvent
 from mcp_server.db import Database
@@ -34,10 +35,14 @@ def ws_url(base: str, user: str, **query: Any) -> str:
     return base.replace("http://", "ws://") + "/ws/tasks?" + params
 
 
-async def next_event(socket: ClientConnection, *, timeout: float = 5.0, skip_heartbeats: bool = True) -> dict[str, Any]:
+async def next_event(
+    socket: ClientConnection, *, timeout: float = 5.0, skip_heartbeats: bool = True
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        message = json.loads(await asyncio.wait_for(socket.recv(), timeout=max(0.01, deadline - time.monotonic())))
+        message = json.loads(
+            await asyncio.wait_for(socket.recv(), timeout=max(0.01, deadline - time.monotonic()))
+        )
         if not (skip_heartbeats and message.get("type") == "heartbeat"):
             return dict(message)
 
@@ -68,8 +73,19 @@ async def test_daily_task_completion_makes_one_next_occurrence(
 ) -> None:
     user = new_caller().user_id
     async with connect(ws_url(embedded, user)) as socket, mcp_over_http(embedded, token(user)) as mcp:
-        first = ok(await mcp.call_tool("add_task", {"title": "Water plants", "repeat": "daily", "due": "2030-01-10 08:00",
-                                                    "tags": ["home"], "priority": "low", "remind": "15 minutes before"}))
+        first = ok(
+            await mcp.call_tool(
+                "add_task",
+                {
+                    "title": "Water plants",
+                    "repeat": "daily",
+                    "due": "2030-01-10 08:00",
+                    "tags": ["home"],
+                    "priority": "low",
+                    "remind": "15 minutes before",
+                },
+            )
+        )
         await next_event(socket)  # created
         ok(await mcp.call_tool("complete_task", {"task_id": first["id"]}))
         kinds = [(await next_event(socket))["type"] for _ in range(2)]
@@ -82,7 +98,11 @@ async def test_daily_task_completion_makes_one_next_occurrence(
         page = ok(await mcp.call_tool("list_tasks", {"status": "open"}))
         [second] = page["tasks"]
         full = ok(await mcp.call_tool("get_task", {"task_id": second["id"]}))
-    assert full["title"] == "Water plants" and full["occurrence"] == 2 and full["series_id"] == first["series_id"]
+    assert (
+        full["title"] == "Water plants"
+        and full["occurrence"] == 2
+        and full["series_id"] == first["series_id"]
+    )
     assert full["due"].startswith("2030-01-11T08:00") and full["remind_before_minutes"] == 15
     assert full["tags"] == ["home"] and full["priority"] == "low"
 
@@ -102,13 +122,18 @@ async def test_history_lists_every_event_and_reconnect_replays(
         async with connect(ws_url(embedded, user, after=1)) as socket:
             replayed = [await next_event(socket) for _ in range(3)]
         assert [(m["seq"], m["type"]) for m in replayed] == [
-            (2, "task.updated"), (3, "task.completed"), (4, "task.deleted"),
+            (2, "task.updated"),
+            (3, "task.completed"),
+            (4, "task.deleted"),
         ]
         await asyncio.sleep(0.3)
         history = ok(await mcp.call_tool("task_history", {"task_id": task["id"]}))
         recent = ok(await mcp.call_tool("task_history", {}))
     assert [entry["type"] for entry in history["entries"]] == [
-        "task.deleted", "task.completed", "task.updated", "task.created",
+        "task.deleted",
+        "task.completed",
+        "task.updated",
+        "task.created",
     ]
     assert history["entries"][1]["title"] == "Read a book"
     assert [entry["seq"] for entry in recent["entries"]] == [4, 3, 2, 1]
@@ -128,6 +153,6 @@ async def test_history_lists_every_event_and_reconnect_replays(
 async def test_websocket_refuses_a_bad_token(embedded: str) -> None:
     url = embedded.replace("http://", "ws://") + "/ws/tasks?token=not-a-token"
     async with connect(url) as socket:
-        with pytest.raises(Exception) as closed:
+        with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(socket.recv(), timeout=5)
-    assert socket.close_code == 4401, closed.value
+    assert socket.close_code == 4401

@@ -43,7 +43,9 @@ async def test_pending_reminders_survive_a_kill(database_url: str, tmp_path: Pat
         remind_at = (datetime.now(UTC) + timedelta(seconds=6)).replace(microsecond=0)
         ids = []
         for title in ("Take the pizza out", "Call back"):
-            response = httpx.post(base + "/api/tasks", json={"title": title, "remind": remind_at.isoformat()}, timeout=10)
+            response = httpx.post(
+                base + "/api/tasks", json={"title": title, "remind": remind_at.isoformat()}, timeout=10
+            )
             assert response.status_code == 201
             ids.append(response.json()["id"])
         time.sleep(1.0)  # the events have reached the reminders handler: the jobs are in the table
@@ -64,15 +66,21 @@ async def test_pending_reminders_survive_a_kill(database_url: str, tmp_path: Pat
     try:
         async with database.sessions() as session:
             fired = await session.scalar(
-                select(func.count()).where(AuditEntry.user_id == user, AuditEntry.event_type == "reminder.due")
+                select(func.count()).where(
+                    AuditEntry.user_id == user, AuditEntry.event_type == "reminder.due"
+                )
             )
             written = await session.scalar(
-                select(func.count()).where(OutboxEvent.user_id == user, OutboxEvent.event_type == "reminder.due")
+                select(func.count()).where(
+                    OutboxEvent.user_id == user, OutboxEvent.event_type == "reminder.due"
+                )
             )
             [first_fire] = (
                 await session.scalars(
                     select(AuditEntry.occurred_at).where(
-                        AuditEntry.user_id == user, AuditEntry.event_type == "reminder.due", AuditEntry.task_id == ids[0]
+                        AuditEntry.user_id == user,
+                        AuditEntry.event_type == "reminder.due",
+                        AuditEntry.task_id == ids[0],
                     )
                 )
             ).all()
