@@ -1,0 +1,194 @@
+"""The outbox relay on its own: wake-ups, one leader per database, retries, pruning."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from mcp_server.db import Database
+from mcp_server.models import OutboxEvent
+from mcp_server.publishing import DaprPublisher
+from mcp_server.relay import OutboxRelay
+from mcp_server.schemas import TaskCreate
+from mcp_server.service import Caller, TaskService
+from tests.fakes import FakeSidecar
+from tests.helpers import eventually
+
+
+@contextlib.asynccontextmanager
+async def running(relay: OutboxRelay) -> AsyncIterator[OutboxRelay]:
+    task = asyncio.create_task(relay.run())
+    try:
+        yield relay
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def publisher(sidecar: FakeSidecar) -> DaprPublisher:
+    return DaprPublisher(port=sidecar.port, pubsub="taskpubsub", topic="task-events")
+
+
+def mine(sidecar: FakeSidecar, user: str) -> list[dict[str, Any]]:
+    return [record.event for record in sidecar.published if record.event.get("partitionkey") == user]
+
+
+async def test_a_commit_wakes_the_relay_at_once(db: Database, new_caller: Any) -> None:
+    caller: Caller = new_caller()
+    async with FakeSidecar() as sidecar:
+        relay = OutboxRelay(db, publisher(sidecar), poll_seconds=60)  # the poll would be far too late
+        service = TaskService(db)
+        service.on_commit(relay.wake)
+        async with running(relay):
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            await service.create(caller, TaskCreate(title="Quick"))
+            await eventually(lambda: len(mine(sidecar, caller.user_id)) == 1, timeout=3)
+            assert time.monotonic() - started < 1.0
+
+
+async def test_another_process_commit_wakes_the_relay_through_notify(
+    postgres_url: str, new_caller: Any
+) -> None:
+    """A row written by another service (no in-process signal) is picked up via LISTEN/NOTIFY."""
+    caller: Caller = new_caller()
+    relay_db, writer_db = Database(postgres_url), Database(postgres_url)
+    try:
+        async with (
+            FakeSidecar() as sidecar,
+            running(OutboxRelay(relay_db, publisher(sidecar), poll_seconds=60)),
+        ):
+            await asyncio.sleep(0.5)  # leader, listening
+            started = time.monotonic()
+            await TaskService(writer_db).create(caller, TaskCreate(title="From elsewhere"))
+            await eventually(lambda: len(mine(sidecar, caller.user_id)) == 1, timeout=3)
+            assert time.monotonic() - started < 1.0
+    finally:
+        await relay_db.dispose()
+        await writer_db.dispose()
+
+
+async def test_only_one_relay_leads_on_postgres(postgres_url: str, new_caller: Any) -> None:
+    caller: Caller = new_caller()
+    databases = [Database(postgres_url) for _ in range(3)]
+    try:
+        async with FakeSidecar() as sidecar:
+            relays = [OutboxRelay(database, publisher(sidecar), poll_seconds=0.2) for database in databases]
+            async with contextlib.AsyncExitStack() as stack:
+                for relay in relays:
+                    await stack.enter_async_context(running(relay))
+                service = TaskService(databases[0])
+                for index in range(60):
+                    await service.create(caller, TaskCreate(title=f"Task {index}"))
+                await eventually(lambda: len(mine(sidecar, caller.user_id)) >= 60, timeout=10)
+                await asyncio.sleep(0.5)
+            events = mine(sidecar, caller.user_id)
+            assert len(events) == 60 and len({event["id"] for event in events}) == 60
+            assert [int(event["sequence"]) for event in events] == list(range(1, 61))
+            assert sum(1 for relay in relays if relay.stats.published) == 1  # one leader did it all
+    finally:
+        for database in databases:
+            await database.dispose()
+
+
+async def test_failures_back_off_and_count_attempts(db: Database, new_caller: Any) -> None:
+    caller: Caller = new_caller()
+    async with FakeSidecar() as sidecar:
+        relay = OutboxRelay(db, publisher(sidecar), poll_seconds=0.1, max_backoff_seconds=0.3)
+        await TaskService(db).create(caller, TaskCreate(title="Patience"))
+        sidecar.fail(publish=True, status=500)
+        async with running(relay):
+            await eventually(lambda: relay.stats.failures >= 3, timeout=5)
+            assert mine(sidecar, caller.user_id) == []
+            sidecar.heal()
+            await eventually(lambda: len(mine(sidecar, caller.user_id)) == 1, timeout=5)
+        async with db.sessions() as session:
+            row = await session.scalar(select(OutboxEvent).where(OutboxEvent.user_id == caller.user_id))
+        assert row is not None and row.published_at is not None and row.attempts >= 1
+        assert "500" in (row.last_error or "")
+
+
+async def test_published_rows_are_pruned_after_retention(db: Database, new_caller: Any) -> None:
+    caller: Caller = new_caller()
+    service = TaskService(db)
+    async with FakeSidecar() as sidecar:
+        relay = OutboxRelay(db, publisher(sidecar), retention=timedelta(hours=1))
+        for title in ("old", "new", "unpublished"):
+            await service.create(caller, TaskCreate(title=title))
+        mine_rows = OutboxEvent.user_id == caller.user_id
+        async with db.transaction() as session:
+            ids = (
+                await session.scalars(select(OutboxEvent.id).where(mine_rows).order_by(OutboxEvent.id))
+            ).all()
+            long_ago = datetime.now(UTC) - timedelta(hours=2)
+            await session.execute(
+                update(OutboxEvent).where(OutboxEvent.id == ids[0]).values(published_at=long_ago)
+            )
+            await session.execute(
+                update(OutboxEvent).where(OutboxEvent.id == ids[1]).values(published_at=datetime.now(UTC))
+            )
+        await relay.prune()
+    async with db.sessions() as session:
+        left = (await session.scalars(select(OutboxEvent.id).where(mine_rows).order_by(OutboxEvent.id))).all()
+        assert list(left) == list(ids[1:])
+        assert (
+            await session.scalar(select(func.count()).where(mine_rows, OutboxEvent.published_at.is_(None)))
+            == 1
+        )
+
+
+class Flaky:
+    """A publisher that fails some users' first batch: the others must not wait for them."""
+
+    def __init__(self, failing: set[str]) -> None:
+        self.failing = failing
+        self.calls: list[tuple[str, int]] = []
+
+    async def publish(self, user_id: str, events: Sequence[dict[str, Any]]) -> set[str]:
+        from mcp_server.publishing import PublishFailed
+
+        self.calls.append((user_id, len(events)))
+        if user_id in self.failing:
+            self.failing.discard(user_id)
+            raise PublishFailed("scripted failure")
+        return {str(event["id"]) for event in events}
+
+
+@pytest.mark.parametrize("backlog", [1, 25])
+async def test_one_failing_user_does_not_hold_back_others(
+    db: Database, new_caller: Any, backlog: int
+) -> None:
+    stuck, fine = new_caller(), new_caller()
+    service = TaskService(db)
+    for index in range(backlog):
+        await service.create(stuck, TaskCreate(title=f"stuck {index}"))
+        await service.create(fine, TaskCreate(title=f"fine {index}"))
+    flaky = Flaky({stuck.user_id})
+    relay = OutboxRelay(db, flaky, max_backoff_seconds=0.05)
+    await relay.drain()
+    async with db.sessions() as session:
+        pending = (
+            await session.scalars(
+                select(OutboxEvent.user_id).where(
+                    OutboxEvent.user_id.in_([stuck.user_id, fine.user_id]), OutboxEvent.published_at.is_(None)
+                )
+            )
+        ).all()
+    assert set(pending) == {stuck.user_id} and len(pending) == backlog
+    await relay.drain()
+    async with db.sessions() as session:
+        assert not (
+            await session.scalars(
+                select(OutboxEvent.id).where(
+                    OutboxEvent.user_id == stuck.user_id, OutboxEvent.published_at.is_(None)
+                )
+            )
+        ).all()
