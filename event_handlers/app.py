@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from event_handlers.deps import HandlerDeps
 from event_handlers.http import dapr_router, push_router
-from event_handlers.push import PushHub, replay_from
+from event_handlers.push import hub_from, replay_from
 from event_handlers.scheduling import DaprJobScheduler
 from event_handlers.subscriptions import HandlerName
 from mcp_server.auth import Authenticator
@@ -28,7 +28,7 @@ def create_handler_app(name: HandlerName, settings: Settings) -> FastAPI:
         token = settings.dapr_api_token.get_secret_value() if settings.dapr_api_token else None
         deps.scheduler = scheduler = DaprJobScheduler(port=settings.dapr_http_port, api_token=token)
     if name == "push":
-        deps.hub = PushHub()
+        deps.hub = hub_from(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

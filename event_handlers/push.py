@@ -21,6 +21,7 @@ from event_handlers.deps import HandlerDeps
 from event_handlers.intake import Outcome, TaskEvent
 from mcp_server.db import Database
 from mcp_server.history import missed_events
+from todo_chatbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class PushHub:
         heartbeat_seconds: float = 20.0,
         max_connections_per_user: int = 10,
     ) -> None:
+        """`queue_size`: events a client may fall behind before it is cut off."""
         self.queue_size = queue_size
         self.heartbeat_seconds = heartbeat_seconds
         self.max_connections_per_user = max_connections_per_user
@@ -87,34 +89,41 @@ class PushHub:
             return
         connection = Connection(user_id, asyncio.Queue(self.queue_size))
         group.add(connection)  # buffer live events before replaying, so none falls in between
+        streaming = asyncio.create_task(self._stream(websocket, connection, after, replay))
+        cut = asyncio.create_task(connection.cut_off.wait())
         try:
-            last = after or 0
-            if after is not None:
-                for message in await replay(user_id, after):
-                    await websocket.send_json(message)
-                    last = max(last, int(message["seq"]))
-            await self._stream(websocket, connection, last)
-        except (WebSocketDisconnect, RuntimeError, ConnectionError):
-            pass
+            done, _ = await asyncio.wait({streaming, cut}, return_when=asyncio.FIRST_COMPLETED)
+            if streaming not in done:  # too slow: stop writing to it, even mid-send
+                streaming.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await streaming
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        websocket.close(CLOSE_TOO_SLOW, "client too slow; reconnect with ?after=<seq>"), 1.0
+                    )
         finally:
+            cut.cancel()
             group.discard(connection)
             if not group:
                 self._connections.pop(user_id, None)
 
-    async def _stream(self, websocket: WebSocket, connection: Connection, last: int) -> None:
+    async def _stream(
+        self, websocket: WebSocket, connection: Connection, after: int | None, replay: Replay
+    ) -> None:
+        last = after or 0
         reader = asyncio.create_task(self._read(websocket))
-        cut = asyncio.create_task(connection.cut_off.wait())
         try:
+            if after is not None:
+                for message in await replay(connection.user_id, after):
+                    await websocket.send_json(message)
+                    last = max(last, int(message["seq"]))
             while True:
                 getter = asyncio.create_task(connection.queue.get())
                 done, _ = await asyncio.wait(
-                    {getter, reader, cut}, timeout=self.heartbeat_seconds, return_when=asyncio.FIRST_COMPLETED
+                    {getter, reader}, timeout=self.heartbeat_seconds, return_when=asyncio.FIRST_COMPLETED
                 )
                 if getter not in done:
                     getter.cancel()
-                if cut in done:
-                    await websocket.close(CLOSE_TOO_SLOW, "client too slow; reconnect with ?after=<seq>")
-                    return
                 if reader in done:
                     code = reader.result()
                     if code is not None and websocket.application_state == WebSocketState.CONNECTED:
@@ -127,11 +136,12 @@ class PushHub:
                         last = int(message["seq"])
                 else:
                     await websocket.send_json({"type": "heartbeat", "seq": last})
+        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+            return
         finally:
-            for task in (reader, cut):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
 
     @staticmethod
     async def _read(websocket: WebSocket) -> int | None:
@@ -143,6 +153,14 @@ class PushHub:
             size = len(message.get("text") or message.get("bytes") or b"")
             if size > CLIENT_MESSAGE_MAX:
                 return CLOSE_TOO_BIG
+
+
+def hub_from(settings: Settings) -> PushHub:
+    return PushHub(
+        queue_size=settings.ws_queue_size,
+        heartbeat_seconds=settings.ws_heartbeat_seconds,
+        max_connections_per_user=settings.ws_max_connections_per_user,
+    )
 
 
 def replay_from(db: Database) -> Replay:

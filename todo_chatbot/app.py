@@ -22,7 +22,7 @@ from event_handlers import reminders
 from event_handlers.bus import InProcessBus
 from event_handlers.deps import HandlerDeps
 from event_handlers.http import push_router
-from event_handlers.push import PushHub, replay_from
+from event_handlers.push import hub_from, replay_from
 from event_handlers.scheduling import EmbeddedScheduler
 from mcp_server.auth import Authenticator
 from mcp_server.db import Database
@@ -102,7 +102,7 @@ def create_app(
     app.router.routes.append(mcp_endpoint.route())
 
     if role == "embedded":
-        hub = PushHub()
+        hub = hub_from(settings)
         scheduler = EmbeddedScheduler(core.db, clock=clock)
         deps = HandlerDeps(db=core.db, service=core.service, scheduler=scheduler, hub=hub, clock=clock)
         scheduler.trigger = lambda name, data: reminders.trigger(name, data, deps)

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         "programmatic", description="`declarative`: the chart's Subscriptions; `/dapr/subscribe` answers []."
     )
     outbox_retention_hours: float = Field(24.0, gt=0, description="Published outbox rows are kept this long.")
+    ws_queue_size: int = Field(
+        256, ge=1, description="Events a WebSocket client may lag before it is cut off."
+    )
+    ws_heartbeat_seconds: float = Field(20.0, gt=0, description="Heartbeat interval on idle WebSockets.")
+    ws_max_connections_per_user: int = Field(10, ge=1, description="Open WebSockets allowed per user.")
     relay_max_backoff_seconds: float = Field(30.0, gt=0, description="Longest wait between publish retries.")
 
     openai_api_key: SecretStr | None = None

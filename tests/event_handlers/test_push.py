@@ -1,0 +1,98 @@
+"""WebSocket push limits: heartbeats, connections per user, client message size, slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from event_handlers.push import PushHub
+from tests.helpers import TEST_SECRET, eventually, serving, token
+from todo_chatbot.app import create_app
+from todo_chatbot.settings import Settings
+
+
+@pytest.fixture
+async def app_and_url(sqlite_url: str) -> AsyncIterator[tuple[FastAPI, str]]:
+    settings = Settings(
+        database_url=sqlite_url,
+        auth_secret=TEST_SECRET,
+        ws_heartbeat_seconds=0.3,
+        ws_queue_size=4,
+        ws_max_connections_per_user=2,
+    )
+    app = create_app(settings)
+    async with serving(app) as url:
+        yield app, url.replace("http://", "ws://") + "/ws/tasks"
+
+
+async def test_idle_sockets_get_heartbeats(app_and_url: tuple[FastAPI, str]) -> None:
+    _, url = app_and_url
+    async with connect(url + f"?token={token('beat')}") as socket:
+        first = json.loads(await asyncio.wait_for(socket.recv(), timeout=2))
+        second = json.loads(await asyncio.wait_for(socket.recv(), timeout=2))
+    assert first == second == {"type": "heartbeat", "seq": 0}
+
+
+async def test_connections_per_user_are_limited(app_and_url: tuple[FastAPI, str]) -> None:
+    _, url = app_and_url
+    user_url = url + f"?token={token('busy')}"
+    async with connect(user_url), connect(user_url), connect(user_url) as third:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(third.recv(), timeout=2)
+        assert third.close_code == 4429
+    async with connect(url + f"?token={token('other')}") as socket:  # others are not affected
+        assert json.loads(await asyncio.wait_for(socket.recv(), timeout=2))["type"] == "heartbeat"
+
+
+async def test_oversized_client_messages_close_the_socket(app_and_url: tuple[FastAPI, str]) -> None:
+    _, url = app_and_url
+    async with connect(url + f"?token={token('chatty')}") as socket:
+        await socket.send("x" * 10_000)
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(socket.recv(), timeout=2)
+    assert socket.close_code == 1009
+
+
+async def test_a_slow_client_is_cut_off_without_slowing_the_others(app_and_url: tuple[FastAPI, str]) -> None:
+    app, url = app_and_url
+    hub: PushHub = app.state.hub
+    user_url = url + f"?token={token('sharer')}"
+    # Big, incompressible messages (WebSockets deflate) fill the buffers of a client that does not read.
+    padding = base64.b64encode(os.urandom(75_000)).decode()
+    received: list[int] = []
+
+    async def healthy() -> None:
+        async with connect(user_url, max_size=None) as client:
+            while len(received) < 150:
+                message: dict[str, Any] = json.loads(await client.recv())
+                if "seq" in message and message.get("type") != "heartbeat":
+                    received.append(message["seq"])
+
+    # A client that reads nothing, with a small receive buffer (no kernel autotuning to hide it).
+    small = socket.socket()
+    small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32_768)
+    small.connect(("127.0.0.1", int(url.split(":")[2].split("/")[0])))
+    async with connect(user_url, max_queue=1, max_size=None, sock=small) as stuck:
+        reader = asyncio.create_task(healthy())
+        await eventually(lambda: hub.connections("sharer") == 2)
+        for seq in range(1, 151):
+            hub.publish("sharer", {"type": "task.updated", "seq": seq, "data": {"padding": padding}})
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(reader, timeout=20)
+        assert received == list(range(1, 151))  # the healthy client got everything, in order
+        await eventually(lambda: hub.connections("sharer") == 0, timeout=5)  # the stuck one was cut off
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(stuck.recv(), timeout=5)
+    assert stuck.close_code in (4408, 1006)  # 4408 if the close frame got through the full buffers
