@@ -1,27 +1,30 @@
-"""Audit: an append-only log of every event, numbered per user (the events' `sequence`)."""
+"""Audit: an append-only log of every event, numbered per user (the events' `sequence`).
+
+The audit row is its own idempotency record: its event id is unique, so a redelivered event
+inserts nothing.
+"""
 
 from __future__ import annotations
 
+from sqlalchemy.dialects import postgresql, sqlite
+
 from event_handlers.deps import HandlerDeps
-from event_handlers.idempotency import claim
 from event_handlers.intake import Outcome, TaskEvent
 from mcp_server.models import AuditEntry
 
-CONSUMER = "audit"
-
 
 async def handle(event: TaskEvent, deps: HandlerDeps) -> Outcome:
+    dialect = postgresql if deps.db.is_postgres else sqlite
+    row = dialect.insert(AuditEntry).values(
+        user_id=event.user_id,
+        seq=event.seq,
+        event_id=event.id,
+        event_type=event.type,
+        task_id=event.task_id,
+        occurred_at=event.time,
+        recorded_at=deps.clock(),
+        event=event.document,
+    )
     async with deps.db.transaction() as session:
-        if await claim(CONSUMER, event.id)(session):
-            session.add(
-                AuditEntry(
-                    user_id=event.user_id,
-                    seq=event.seq,
-                    event_id=event.id,
-                    event_type=event.type,
-                    task_id=event.task_id,
-                    occurred_at=event.time,
-                    event=event.document,
-                )
-            )
+        await session.execute(row.on_conflict_do_nothing())
     return Outcome.SUCCESS

@@ -29,9 +29,15 @@ class InProcessBus:
         self.handlers = tuple(handlers)
 
     async def publish(self, user_id: str, events: Sequence[dict[str, Any]]) -> set[str]:
+        # The push handler needs no I/O: every event of the batch goes to the user's sockets first,
+        # rather than waiting behind the database work of earlier events (it ignores repeats).
+        for event in events:
+            if "push" in self._targets(event):
+                await self._deliver("push", event)
         delivered: set[str] = set()
         for event in events:  # in order: a user's events reach each handler one after another
-            outcomes = await asyncio.gather(*(self._deliver(name, event) for name in self._targets(event)))
+            targets = [name for name in self._targets(event) if name != "push"]
+            outcomes = await asyncio.gather(*(self._deliver(name, event) for name in targets))
             if any(outcome is Outcome.RETRY for outcome in outcomes):
                 if not delivered:
                     raise PublishFailed("a handler asked to retry")

@@ -18,7 +18,7 @@ from event_handlers import idempotency
 from event_handlers.deps import HandlerDeps
 from event_handlers.intake import Outcome, TaskEvent
 from event_handlers.subscriptions import REMINDER_JOB_PREFIX
-from mcp_server.events import epoch
+from mcp_server.events import TASK_UPDATED, epoch
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,15 @@ def fired_key(task_id: str, remind_at: int) -> str:
     return f"{task_id}:{remind_at}"
 
 
+def concerns_reminders(event: TaskEvent) -> bool:
+    """Whether the event can change a reminder job: the task has a reminder, or lost one just now."""
+    if event.data.remindAt is not None:
+        return True
+    return event.type == TASK_UPDATED and bool({"remind", "due"} & set(event.data.changed or ()))
+
+
 async def handle(event: TaskEvent, deps: HandlerDeps) -> Outcome:
-    if await idempotency.seen(deps.db, CONSUMER, event.id):
+    if not concerns_reminders(event) or await idempotency.seen(deps.db, CONSUMER, event.id):
         return Outcome.SUCCESS
     await reconcile(event.user_id, event.task_id, deps)
     await idempotency.record(deps.db, CONSUMER, event.id)

@@ -144,7 +144,7 @@ async def test_data_base64_and_sidecar_attributes_are_accepted(
 
 
 async def test_database_down_means_retry(sidecar: FakeSidecar, service: TaskService, new_caller: Any) -> None:
-    event = await task_event(service, new_caller())
+    event = await task_event(service, new_caller(), due="tomorrow 9am", remind="30 minutes before")
     settings = dapr_settings("postgresql://postgres@127.0.0.1:9/none", sidecar)
     for name in ("audit", "reminders", "recurring"):
         async with serving(create_handler_app(name, settings)) as url:
