@@ -1,0 +1,229 @@
+"""The agent's only tool source: the task MCP server, over Streamable HTTP or in the same process.
+
+Either way the tools act for the person chatting, never for a user id the model could choose:
+over HTTP the person's bearer token (and time zone) travel as headers; in process, `bind()` sets
+the caller's identity around the connection and around every call, in the task that runs the tool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from agents.exceptions import UserError
+from agents.mcp import MCPServer, MCPServerStreamableHttp
+from mcp import Client
+from mcp.server.mcpserver import MCPServer as McpSdkServer
+from mcp.types import CallToolResult, GetPromptResult, ListPromptsResult, RequestParamsMeta
+from mcp.types import Tool as MCPTool
+
+if TYPE_CHECKING:
+    from agents.agent import AgentBase
+    from agents.run_context import RunContextWrapper
+
+log = logging.getLogger(__name__)
+
+TOOLS_SERVER_NAME = "todo"
+TIMEZONE_HEADER = "X-Timezone"
+CONNECT_TIMEOUT_S = 10.0
+CALL_TIMEOUT_S = 30.0
+MAX_LIST_PAGES = 20
+
+
+@dataclass(frozen=True)
+class ChatUser:
+    """The person chatting: their user id, the bearer token they came with (if any), their time zone."""
+
+    user_id: str
+    token: str | None = field(default=None, repr=False)
+    timezone: str = "UTC"
+
+
+McpConnector = Callable[[ChatUser], MCPServer]
+"""Opens (unconnected) the tool server for one person's turn; the chat service connects and cleans up."""
+
+
+def http_mcp(
+    url: str,
+    *,
+    token: str | None,
+    timezone: str | None,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    call_timeout_s: float = CALL_TIMEOUT_S,
+    max_retry_attempts: int = 0,
+) -> MCPServerStreamableHttp:
+    """The MCP server at `url` (Kubernetes: `MCP_URL`), acting for the holder of `token`.
+
+    No retries by default: a write that timed out may still have happened, and `add_task` is not
+    idempotent. A failed connect fails the turn with a clear message instead.
+    """
+    headers: dict[str, str] = {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if timezone:
+        headers[TIMEZONE_HEADER] = timezone
+    return MCPServerStreamableHttp(
+        {"url": url, "headers": headers, "timeout": connect_timeout_s, "sse_read_timeout": call_timeout_s},
+        cache_tools_list=True,
+        name=TOOLS_SERVER_NAME,
+        client_session_timeout_seconds=call_timeout_s,
+        use_structured_content=True,
+        max_retry_attempts=max_retry_attempts,
+        retry_backoff_seconds_base=0.2,
+        retry_backoff_seconds_max=2.0,
+        max_list_pages=MAX_LIST_PAGES,
+    )
+
+
+def http_connector(url: str, **options: Any) -> McpConnector:
+    """A connector that reaches the MCP server at `url` with each person's own token and time zone."""
+
+    def connect(user: ChatUser) -> MCPServer:
+        return http_mcp(url, token=user.token, timezone=user.timezone, **options)
+
+    return connect
+
+
+class InProcessMCPServer(MCPServer):
+    """An `mcp` SDK server in this process, through the official in-memory client (`mcp.Client(server)`).
+
+    `bind` establishes who the tools act for (e.g. `lambda: acting_as(Caller(user, tz))`). It is
+    entered around `connect()` (so anything the server starts inherits it) and around each request,
+    in the task that makes it: the in-memory client runs the tool in the calling task, so the identity
+    is in place wherever the Agents SDK decides to run the call.
+    """
+
+    def __init__(
+        self,
+        server: McpSdkServer[Any],
+        *,
+        bind: Callable[[], contextlib.AbstractContextManager[None]],
+        name: str = TOOLS_SERVER_NAME,
+        cache_tools_list: bool = True,
+        call_timeout_s: float = CALL_TIMEOUT_S,
+    ) -> None:
+        super().__init__(use_structured_content=True)
+        self._server = server
+        self._bind = bind
+        self._name = name
+        self._cache_tools_list = cache_tools_list
+        self._call_timeout_s = call_timeout_s
+        self._client: Client | None = None
+        self._owner: asyncio.Task[None] | None = None
+        self._closing: asyncio.Event | None = None
+        self._tools: list[MCPTool] | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def cached_tools(self) -> list[MCPTool] | None:
+        return None if self._tools is None else [tool.model_copy() for tool in self._tools]
+
+    async def connect(self) -> None:
+        if self._owner is not None:
+            return
+        ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
+        closing = asyncio.Event()
+
+        async def own() -> None:
+            # The client (and the task group it runs) lives in this one task from start to end, so
+            # connect() and cleanup() may be called from different tasks.
+            try:
+                async with Client(self._server, read_timeout_seconds=self._call_timeout_s) as client:
+                    ready.set_result(client)
+                    await closing.wait()
+            except BaseException as error:
+                if not ready.done():
+                    ready.set_exception(error)
+                    return
+                raise
+
+        with self._bind():  # the owner task starts with (a copy of) the caller's identity
+            owner = asyncio.create_task(own(), name=f"mcp-in-process-{self._name}")
+        try:
+            client = await asyncio.shield(ready)
+        except BaseException:
+            closing.set()
+            owner.cancel()
+            with contextlib.suppress(BaseException):
+                await owner
+            raise
+        self._owner, self._closing, self._client = owner, closing, client
+
+    async def cleanup(self) -> None:
+        owner, closing = self._owner, self._closing
+        self._owner, self._closing, self._client = None, None, None
+        if owner is None or closing is None:
+            return
+        closing.set()
+        try:
+            await owner
+        except Exception:
+            log.warning("closing the in-process MCP connection failed", exc_info=True)
+
+    def _connected(self) -> Client:
+        if self._client is None:
+            raise UserError(f"MCP server {self._name!r} is not connected; call connect() first")
+        return self._client
+
+    async def list_tools(
+        self,
+        run_context: RunContextWrapper[Any] | None = None,
+        agent: AgentBase[Any] | None = None,
+    ) -> list[MCPTool]:
+        client = self._connected()
+        if self._tools is None or not self._cache_tools_list:
+            tools: list[MCPTool] = []
+            cursor: str | None = None
+            with self._bind():
+                for _ in range(MAX_LIST_PAGES):
+                    page = await client.list_tools(cursor=cursor)
+                    tools.extend(page.tools)
+                    cursor = page.next_cursor
+                    if cursor is None:
+                        break
+            self._tools = tools
+        # Shallow copies keep callers from renaming the cached tools; the SDK copies a schema before
+        # it changes one (deep copies cost more than the tool call on every model step).
+        return [tool.model_copy() for tool in self._tools]
+
+    async def call_tool(
+        self,
+        tool_name: str,
+        arguments: dict[str, Any] | None,
+        meta: dict[str, Any] | None = None,
+    ) -> CallToolResult:
+        client = self._connected()
+        with self._bind():
+            return await client.call_tool(tool_name, arguments, meta=cast(RequestParamsMeta | None, meta))
+
+    async def list_prompts(self) -> ListPromptsResult:
+        client = self._connected()
+        with self._bind():
+            return await client.list_prompts()
+
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None) -> GetPromptResult:
+        client = self._connected()
+        with self._bind():
+            return await client.get_prompt(name, arguments)
+
+
+def in_process_connector(
+    server: McpSdkServer[Any],
+    bind_user: Callable[[ChatUser], contextlib.AbstractContextManager[None]],
+) -> McpConnector:
+    """A connector over `server` in this process; `bind_user(user)` establishes who the tools act for.
+
+    The composition root passes `lambda user: acting_as(Caller(user.user_id, user.timezone))`.
+    """
+
+    def connect(user: ChatUser) -> MCPServer:
+        return InProcessMCPServer(server, bind=lambda: bind_user(user))
+
+    return connect

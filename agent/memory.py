@@ -1,0 +1,291 @@
+"""Conversation memory, in the service's own database.
+
+The turns themselves are kept by the Agents SDK's `SQLAlchemySession` (tables `agent_sessions` and
+`agent_messages`, created by our migration, never by the SDK); the session id is the conversation id.
+Our `conversations` table says whose each conversation is, its title and when it last changed.
+Everything lives in the database, so a conversation survives restarts and continues on any replica.
+A conversation of another user is indistinguishable from a missing one.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
+from agents.items import TResponseInputItem
+from agents.memory import Session
+from sqlalchemy import (
+    TIMESTAMP,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy import text as sql_text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import TypeDecorator
+from uuid6 import uuid7
+
+TITLE_CHARS = 80
+CONVERSATION_ID_CHARS = 64
+LIST_LIMIT_MAX = 100
+SESSIONS_TABLE = "agent_sessions"
+MESSAGES_TABLE = "agent_messages"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes in and out, stored as UTC (SQLite has no zone-aware type)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+"""Every table of the chat service, for migrations and schema checks."""
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(CONVERSATION_ID_CHARS), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("title", String(TITLE_CHARS), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("message_count", Integer, nullable=False),
+    Index("ix_conversations_user_updated", "user_id", "updated_at"),
+)
+
+# The Agents SDK's own tables, exactly as `SQLAlchemySession` defines them (it never creates them
+# here: the migration does). Listed so that schema checks see every table we own.
+agent_sessions = Table(
+    SESSIONS_TABLE,
+    metadata,
+    Column("session_id", String, primary_key=True),
+    Column(
+        "created_at", TIMESTAMP(timezone=False), server_default=sql_text("CURRENT_TIMESTAMP"), nullable=False
+    ),
+    Column(
+        "updated_at",
+        TIMESTAMP(timezone=False),
+        server_default=sql_text("CURRENT_TIMESTAMP"),
+        onupdate=sql_text("CURRENT_TIMESTAMP"),
+        nullable=False,
+    ),
+)
+agent_messages = Table(
+    MESSAGES_TABLE,
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "session_id", String, ForeignKey(f"{SESSIONS_TABLE}.session_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("message_data", Text, nullable=False),
+    Column(
+        "created_at", TIMESTAMP(timezone=False), server_default=sql_text("CURRENT_TIMESTAMP"), nullable=False
+    ),
+    Index(f"idx_{MESSAGES_TABLE}_session_time", "session_id", "created_at"),
+    sqlite_autoincrement=True,
+)
+
+
+class MemoryUnavailable(Exception):
+    """The conversation store could not be reached; nothing changed, a retry may succeed."""
+
+    def __init__(self) -> None:
+        super().__init__("the conversation store is unreachable; try again shortly")
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database could not be reached (so a retry may succeed)."""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout | ConnectionError | TimeoutError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:
+        if is_unavailable(error):
+            raise MemoryUnavailable() from error
+        raise
+
+
+class _AgentSession(SQLAlchemySession):
+    """The SDK session, with SQLite's lock wait no shorter than the rest of the service uses (30 s)."""
+
+    _SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+SessionFactory = Callable[[str], Session]
+"""Conversation id -> the Agents SDK session holding its turns."""
+
+
+def sqlalchemy_sessions(engine: AsyncEngine) -> SessionFactory:
+    """SDK sessions on `engine` (the service's shared engine), against the migrated tables."""
+
+    def session(conversation_id: str) -> Session:
+        return _AgentSession(conversation_id, engine=engine, create_tables=False)
+
+    return session
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_conversation_id() -> str:
+    """A UUIDv7 string, so ids sort by creation time."""
+    return str(uuid7())
+
+
+def make_title(message: str) -> str:
+    """The first user message on one line, at most 80 characters (an ellipsis marks a cut)."""
+    line = re.sub(r"\s+", " ", message).strip()
+    if len(line) <= TITLE_CHARS:
+        return line or "New conversation"
+    return line[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    user_id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+
+
+def _conversation(row: Any) -> Conversation:
+    return Conversation(
+        id=row.id,
+        user_id=row.user_id,
+        title=row.title,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        message_count=row.message_count,
+    )
+
+
+class ConversationStore:
+    """Whose conversations exist, scoped by user id in every query; the turns are in the SDK session."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.engine = engine
+        self.sessions: SessionFactory = sqlalchemy_sessions(engine)
+        """The SDK session of a conversation id, in the same database."""
+        self.clock = clock
+
+    async def create(self, user_id: str, first_message: str) -> Conversation:
+        now = self.clock()
+        conversation = Conversation(new_conversation_id(), user_id, make_title(first_message), now, now, 0)
+        with _reachable():
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    insert(conversations).values(
+                        id=conversation.id,
+                        user_id=user_id,
+                        title=conversation.title,
+                        created_at=now,
+                        updated_at=now,
+                        message_count=0,
+                    )
+                )
+        return conversation
+
+    async def get(self, user_id: str, conversation_id: str) -> Conversation | None:
+        """The user's conversation, or None when it is missing or someone else's."""
+        if not 1 <= len(conversation_id) <= CONVERSATION_ID_CHARS:
+            return None
+        query = select(conversations).where(
+            conversations.c.id == conversation_id, conversations.c.user_id == user_id
+        )
+        with _reachable():
+            async with self.engine.connect() as connection:
+                row = (await connection.execute(query)).first()
+        return None if row is None else _conversation(row)
+
+    async def list(self, user_id: str, *, limit: int = 50) -> builtins.list[Conversation]:
+        """The user's conversations, the most recently active first."""
+        limit = max(1, min(limit, LIST_LIMIT_MAX))
+        query = (
+            select(conversations)
+            .where(conversations.c.user_id == user_id)
+            .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+            .limit(limit)
+        )
+        with _reachable():
+            async with self.engine.connect() as connection:
+                rows = (await connection.execute(query)).all()
+        return [_conversation(row) for row in rows]
+
+    async def touch(self, user_id: str, conversation_id: str, *, messages: int = 0) -> None:
+        """Mark the conversation active now, adding `messages` to its count."""
+        statement = (
+            update(conversations)
+            .where(conversations.c.id == conversation_id, conversations.c.user_id == user_id)
+            .values(updated_at=self.clock(), message_count=conversations.c.message_count + messages)
+        )
+        with _reachable():
+            async with self.engine.begin() as connection:
+                await connection.execute(statement)
+
+    async def delete(self, user_id: str, conversation_id: str) -> bool:
+        """Forget the conversation and its turns; False when the user has no such conversation."""
+        if not 1 <= len(conversation_id) <= CONVERSATION_ID_CHARS:
+            return False
+        statement = delete(conversations).where(
+            conversations.c.id == conversation_id, conversations.c.user_id == user_id
+        )
+        with _reachable():
+            async with self.engine.begin() as connection:
+                if not (await connection.execute(statement)).rowcount:
+                    return False
+                # The SDK session's rows go in the same transaction (as its `clear_session` would).
+                await connection.execute(
+                    delete(agent_messages).where(agent_messages.c.session_id == conversation_id)
+                )
+                await connection.execute(
+                    delete(agent_sessions).where(agent_sessions.c.session_id == conversation_id)
+                )
+        return True
+
+    async def items(self, user_id: str, conversation_id: str) -> builtins.list[TResponseInputItem] | None:
+        """The stored turns of the user's conversation (as the SDK keeps them), or None if not theirs."""
+        if await self.get(user_id, conversation_id) is None:
+            return None
+        with _reachable():
+            return await self.sessions(conversation_id).get_items()

@@ -1,0 +1,223 @@
+"""Conversation memory on PostgreSQL and SQLite: the migrated schema, the SDK session on it, the store."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, MetaData, Table, func, inspect, select
+from sqlalchemy.exc import SAWarning
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from agent.memory import (
+    ConversationStore,
+    agent_messages,
+    agent_sessions,
+    conversations,
+    make_title,
+    metadata,
+    sqlalchemy_sessions,
+)
+from mcp_server.db import Database
+from tests.conftest import FixedClock
+
+OURS = {"conversations", "agent_sessions", "agent_messages"}
+
+
+def sdk_tables() -> tuple[Table, Table]:
+    """The tables exactly as openai-agents' `SQLAlchemySession` defines them."""
+    engine = create_async_engine("sqlite+aiosqlite://")
+    session = SQLAlchemySession("probe", engine=engine)
+    return session._sessions, session._messages
+
+
+def describe(table: Table) -> dict[str, Any]:
+    return {
+        "name": table.name,
+        "columns": [
+            (
+                column.name,
+                repr(column.type),
+                column.primary_key,
+                column.nullable,
+                None if column.server_default is None else str(column.server_default.arg),  # type: ignore[attr-defined]
+                sorted((fk.target_fullname, fk.ondelete) for fk in column.foreign_keys),
+            )
+            for column in table.columns
+        ],
+        "indexes": sorted((index.name, tuple(c.name for c in index.columns)) for index in table.indexes),
+        "dialect_options": {key: value for key, value in table.kwargs.items() if value},
+    }
+
+
+def test_sdk_tables_are_copied_exactly() -> None:
+    sessions, messages = sdk_tables()
+    assert describe(agent_sessions) == describe(sessions)
+    assert describe(agent_messages) == describe(messages)
+
+
+async def test_migration_matches_metadata(db: Database) -> None:
+    def differences(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        with warnings.catch_warnings():  # SQLite cannot reflect the tasks' expression index: not ours
+            warnings.simplefilter("ignore", SAWarning)
+            found = compare_metadata(context, metadata)
+        return [diff for diff in found if _table_of(diff) in OURS]
+
+    async with db.engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
+
+        def columns(connection: Connection) -> dict[str, list[str]]:
+            inspector = inspect(connection)
+            return {name: [c["name"] for c in inspector.get_columns(name)] for name in sorted(OURS)}
+
+        assert await connection.run_sync(columns) == {
+            "agent_messages": ["id", "session_id", "message_data", "created_at"],
+            "agent_sessions": ["session_id", "created_at", "updated_at"],
+            "conversations": ["id", "user_id", "title", "created_at", "updated_at", "message_count"],
+        }
+
+
+def _table_of(diff: Any) -> str | None:
+    entry = diff[0] if isinstance(diff, list) else diff
+    for part in entry[1:]:
+        name = getattr(part, "name", None) if not isinstance(part, str) else None
+        table = getattr(part, "table", None)
+        if table is not None and getattr(table, "name", None):
+            return str(table.name)
+        if isinstance(part, Table | MetaData) and name:
+            return str(name)
+        if isinstance(part, str):
+            return part
+    return None
+
+
+async def test_the_sdk_session_works_on_the_migrated_schema(db: Database) -> None:
+    """The SDK's own session class, never creating tables, against what our migration made."""
+    one = SQLAlchemySession(f"s-{uuid.uuid4().hex}", engine=db.engine, create_tables=False)
+    two = SQLAlchemySession(f"s-{uuid.uuid4().hex}", engine=db.engine, create_tables=False)
+    assert await one.get_items() == []
+    await one.add_items([{"role": "user", "content": "héllo"}])
+    await one.add_items(
+        [
+            {"type": "function_call", "call_id": "c1", "name": "list_tasks", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": '{"tasks": [], "total": 0}'},
+            {"role": "assistant", "content": "You have no tasks."},
+        ]
+    )
+    await two.add_items([{"role": "user", "content": "other"}])
+    items = [dict(item) for item in await one.get_items()]
+    assert [item.get("type", item.get("role")) for item in items] == [
+        "user",
+        "function_call",
+        "function_call_output",
+        "assistant",
+    ]
+    assert items[0] == {"role": "user", "content": "héllo"}
+    assert await one.get_items(limit=2) == items[2:]
+    assert await one.pop_item() == {"role": "assistant", "content": "You have no tasks."}
+    assert len(await one.get_items()) == 3
+    await one.clear_session()
+    assert await one.get_items() == []
+    assert await two.get_items() == [{"role": "user", "content": "other"}]
+    await two.clear_session()
+
+
+async def test_store_scopes_orders_and_forgets(db: Database) -> None:
+    clock = FixedClock(datetime(2026, 11, 27, 15, 0, tzinfo=UTC))
+    store = ConversationStore(db.engine, clock=clock)
+    alice, bob = f"mem-{uuid.uuid4().hex[:8]}", f"mem-{uuid.uuid4().hex[:8]}"
+
+    first = await store.create(alice, "  Add   milk\nand eggs ")
+    assert first.title == "Add milk and eggs" and first.message_count == 0
+    clock.now += timedelta(minutes=1)
+    second = await store.create(alice, "x" * 200)
+    assert len(second.title) == 80 and second.title.endswith("…")
+    clock.now += timedelta(minutes=1)
+    await store.touch(alice, first.id, messages=2)
+
+    got = await store.get(alice, first.id)
+    assert got is not None and got.message_count == 2
+    assert got.created_at == datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+    assert got.updated_at == datetime(2026, 11, 27, 15, 2, tzinfo=UTC) and got.updated_at.tzinfo is UTC
+    assert [c.id for c in await store.list(alice)] == [first.id, second.id]  # most recently active first
+    assert [c.id for c in await store.list(alice, limit=1)] == [first.id]
+
+    # Another user's id behaves as a missing one, everywhere.
+    assert await store.get(bob, first.id) is None
+    assert await store.items(bob, first.id) is None
+    assert await store.delete(bob, first.id) is False
+    await store.touch(bob, first.id, messages=5)
+    again = await store.get(alice, first.id)
+    assert again is not None and again.message_count == 2
+    assert await store.list(bob) == []
+    assert await store.get(alice, "x" * 65) is None
+
+    session = store.sessions(first.id)
+    await session.add_items([{"role": "user", "content": "Add milk"}])
+    assert await store.items(alice, first.id) == [{"role": "user", "content": "Add milk"}]
+    assert await store.delete(alice, first.id) is True
+    assert await store.get(alice, first.id) is None
+    assert await store.delete(alice, first.id) is False
+    async with db.engine.connect() as connection:
+        for table in (agent_messages, agent_sessions):
+            count = await connection.scalar(
+                select(func.count()).select_from(table).where(table.c.session_id == first.id)
+            )
+            assert count == 0, table.name
+        assert await connection.scalar(select(func.count()).where(conversations.c.user_id == alice)) == 1
+
+
+async def test_memory_survives_a_new_engine(database_url: str) -> None:
+    """Everything is in the database: a new process (engine, store) sees the same conversation."""
+    user = f"mem-{uuid.uuid4().hex[:8]}"
+    first = Database(database_url)
+    try:
+        store = ConversationStore(first.engine)
+        conversation = await store.create(user, "remember me")
+        await sqlalchemy_sessions(first.engine)(conversation.id).add_items(
+            [{"role": "user", "content": "hi"}]
+        )
+    finally:
+        await first.dispose()
+    second = Database(database_url)
+    try:
+        again = ConversationStore(second.engine)
+        assert (await again.get(user, conversation.id)) == conversation
+        assert await again.items(user, conversation.id) == [{"role": "user", "content": "hi"}]
+    finally:
+        await second.dispose()
+
+
+@pytest.mark.parametrize(
+    ("message", "title"),
+    [
+        ("buy milk", "buy milk"),
+        ("  spaced\t\tout\n", "spaced out"),
+        ("", "New conversation"),
+        ("a" * 80, "a" * 80),
+        ("word " * 30, ("word " * 16).strip() + "…"),
+    ],
+)
+def test_titles(message: str, title: str) -> None:
+    assert make_title(message) == title
+    assert len(make_title(message)) <= 80
+
+
+async def test_sqlite_keeps_the_services_lock_wait(sqlite_url: str) -> None:
+    """The SDK sets a 5 s busy timeout on the engine it is given; ours keeps the service's 30 s."""
+    from sqlalchemy import text
+
+    database = Database(sqlite_url)
+    try:
+        sqlalchemy_sessions(database.engine)("probe")
+        async with database.engine.connect() as connection:
+            assert await connection.scalar(text("PRAGMA busy_timeout")) == 30_000
+    finally:
+        await database.dispose()
