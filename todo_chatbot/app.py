@@ -3,6 +3,7 @@
 - `embedded` (`todo-chatbot serve`): everything in one process; the outbox relay publishes to the
   in-process bus, which runs the four handlers; reminders use the durable in-process scheduler.
 - `mcp-server` (`todo-chatbot mcp-server`): MCP + REST; the relay publishes through the Dapr sidecar.
+- `agent` (`todo-chatbot agent`): the chat API and the web UI; tools over HTTP at `MCP_URL`.
 """
 
 from __future__ import annotations
@@ -10,14 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from mcp.server.mcpserver import MCPServer
 
+from agent.chat import ChatService
+from agent.config import ChatConfig
+from agent.http import Unauthenticated, chat_router
+from agent.llm import build_model
+from agent.mcp_link import ChatUser, McpConnector, http_connector, in_process_connector
+from agent.memory import ConversationStore
+from agent.web import web_router
 from event_handlers import reminders
 from event_handlers.bus import InProcessBus
 from event_handlers.deps import HandlerDeps
@@ -26,15 +34,16 @@ from event_handlers.push import hub_from, replay_from
 from event_handlers.scheduling import EmbeddedScheduler
 from mcp_server.auth import Authenticator
 from mcp_server.db import Database
+from mcp_server.errors import NotAuthenticated
 from mcp_server.http import McpEndpoint, health_router, install_error_handlers, task_router
 from mcp_server.models import utcnow
 from mcp_server.publishing import DaprPublisher, EventPublisher
 from mcp_server.relay import OutboxRelay
-from mcp_server.service import TaskService
-from mcp_server.tools import build_mcp_server
+from mcp_server.service import Caller, TaskService
+from mcp_server.tools import acting_as, build_mcp_server
 from todo_chatbot.settings import Settings
 
-Role = Literal["embedded", "mcp-server"]
+Role = Literal["embedded", "mcp-server", "agent"]
 
 
 def is_loopback(host: str) -> bool:
@@ -56,6 +65,7 @@ class Core:
     auth: Authenticator
     mcp: MCPServer
     background: list[Callable[[], Any]] = field(default_factory=list)  # coroutines run for the app's life
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # run at shutdown
 
 
 def build_core(settings: Settings, *, source: str, clock: Callable[[], datetime] = utcnow) -> Core:
@@ -78,6 +88,46 @@ def add_relay(core: Core, publisher: EventPublisher) -> OutboxRelay:
     return relay
 
 
+def chat_config(settings: Settings) -> ChatConfig:
+    return ChatConfig(
+        openai_api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+        openai_base_url=settings.openai_base_url,
+        openai_model=settings.openai_model,
+        api_style=settings.openai_api_style,
+        max_message_chars=settings.chat_max_message_chars,
+        request_timeout_s=settings.openai_timeout_seconds,
+        max_retries=settings.openai_max_retries,
+        max_turns=settings.chat_max_turns,
+        tracing=settings.agent_tracing,
+    )
+
+
+def chat_authenticator(auth: Authenticator) -> Callable[[Request], Awaitable[ChatUser]]:
+    """The chat's person: whoever the request's bearer token (or the local mode) names."""
+
+    async def authenticate(request: Request) -> ChatUser:
+        try:
+            caller = await auth.caller(request.headers)
+        except NotAuthenticated as error:
+            raise Unauthenticated(str(error)) from None
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+        return ChatUser(caller.user_id, bearer, caller.timezone or "UTC")
+
+    return authenticate
+
+
+def add_chat(app: FastAPI, core: Core, connector: McpConnector, clock: Callable[[], datetime]) -> ChatService:
+    """The chat API and the web UI on `app`, remembering conversations in `core.db`."""
+    config = chat_config(core.settings)
+    store = ConversationStore(core.db.engine, clock=clock)
+    chat = ChatService(build_model(config), connector, store, clock=clock, config=config)
+    core.closers.append(chat.close)
+    app.include_router(chat_router(chat, chat_authenticator(core.auth)))
+    app.include_router(web_router())
+    return chat
+
+
 def create_app(
     settings: Settings,
     *,
@@ -86,7 +136,10 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
     publisher: EventPublisher | None = None,
 ) -> FastAPI:
-    """The HTTP app of `role`: MCP at /mcp, REST at /api/tasks, health; embedded adds /ws/tasks."""
+    """The HTTP app of `role`: MCP at /mcp, REST at /api/tasks, health; embedded adds /ws/tasks,
+    the chat and the web UI."""
+    if role == "agent":
+        return create_agent_app(settings, clock=clock)
     core = build_core(settings, source=f"/todo-chatbot/{role}", clock=clock)
     mcp_endpoint = McpEndpoint(core.mcp, core.auth, loopback=is_loopback(host))
     app = FastAPI(
@@ -110,21 +163,38 @@ def create_app(
         app.state.scheduler, app.state.hub = scheduler, hub
         core.background.append(scheduler.run)
         app.include_router(push_router(hub, core.auth, replay_from(core.db)))
+        bind = lambda user: acting_as(Caller(user.user_id, user.timezone))  # noqa: E731
+        app.state.chat = add_chat(app, core, in_process_connector(core.mcp, bind), clock)
     else:
         app.state.relay = add_relay(core, publisher or dapr_publisher(settings))
     return app
 
 
+def create_agent_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
+    """The chat API and web UI alone, as in Kubernetes: tools over Streamable HTTP at `MCP_URL`."""
+    db = Database(settings.database_url)
+    core = Core(settings, db, TaskService(db), Authenticator(settings), MCPServer("unused"))
+    app = FastAPI(title="Todo Chatbot agent", version="0.1.0", lifespan=_lifespan(core, None))
+    app.state.core = core
+    app.include_router(health_router(db))
+    app.state.chat = add_chat(app, core, http_connector(settings.mcp_url), clock)
+    return app
+
+
 def _lifespan(
-    core: Core, mcp_endpoint: McpEndpoint
+    core: Core, mcp_endpoint: McpEndpoint | None
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(run()) for run in core.background]
         try:
-            async with mcp_endpoint.running():
+            async with contextlib.AsyncExitStack() as stack:
+                if mcp_endpoint is not None:
+                    await stack.enter_async_context(mcp_endpoint.running())
                 yield
         finally:
+            for close in core.closers:
+                await close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

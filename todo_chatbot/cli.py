@@ -50,6 +50,14 @@ def _refuse_open_binding(settings: Settings, host: str) -> None:
         sys.exit("ENVIRONMENT=production needs authentication: set AUTH_SECRET or AUTH_JWKS_URL")
 
 
+AGENT_HELP = """\
+  OPENAI_API_KEY   any OpenAI-compatible endpoint's key; unset = the built-in offline model
+  OPENAI_BASE_URL  e.g. http://localhost:11434/v1 (Ollama), a vLLM or LiteLLM proxy, Azure
+  OPENAI_MODEL     model name (default gpt-4.1-mini)
+  MCP_URL          the MCP server the agent's tools come from (todo-chatbot agent only)
+"""
+
+
 def _serve(settings: Settings, host: str, port: int, role: str, *, open_browser: bool = False) -> None:
     import threading
     import webbrowser
@@ -62,7 +70,7 @@ def _serve(settings: Settings, host: str, port: int, role: str, *, open_browser:
     _refuse_open_binding(settings, host)
     if role == "embedded":
         migrate.upgrade(settings.database_url)
-    app = create_app(settings, role="embedded" if role == "embedded" else "mcp-server", host=host)
+    app = create_app(settings, role=role, host=host)  # type: ignore[arg-type]  # one of our roles
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
     logging.getLogger(__name__).info("serving %s at %s", role, url)
     if open_browser:  # after uvicorn has had a moment to bind
@@ -117,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = command(
         "serve",
         "run everything in one process (migrates first)",
-        "Run the embedded all-in-one service: MCP at /mcp, REST at /api/tasks, health at /healthz, "
-        "with SQLite by default. Applies migrations on start.",
+        "Run the embedded all-in-one service: the web UI at /, the chat at /api/chat, MCP at /mcp, "
+        "REST at /api/tasks, live updates at /ws/tasks, with SQLite by default. Applies migrations on start.",
+        AGENT_HELP,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -138,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mcp_server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     mcp_server.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+
+    agent = command(
+        "agent",
+        "the chat API and web UI alone, as in Kubernetes",
+        "Serve the chat (/api/chat, /api/conversations) and the web UI; its tools come from the MCP "
+        "server at MCP_URL, called with the user's own token. Run `todo-chatbot migrate` first.",
+        AGENT_HELP,
+    )
+    agent.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    agent.add_argument("--port", type=int, default=8000, help="port (default 8000)")
 
     handler = command(
         "handler",
@@ -161,8 +180,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     match args.command:
         case "serve":
             _serve(settings, args.host, args.port, "embedded", open_browser=args.open)
-        case "mcp-server":
-            _serve(settings, args.host, args.port, "mcp-server")
+        case "mcp-server" | "agent":
+            _serve(settings, args.host, args.port, args.command)
         case "handler":
             _serve_handler(settings, args.name, args.host, args.port)
         case "mcp":

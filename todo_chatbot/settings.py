@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-4.1-mini"
+    openai_api_style: Literal["auto", "responses", "chat_completions"] = Field(
+        "auto", description="auto: Responses API for api.openai.com, Chat Completions for other base URLs."
+    )
+    openai_timeout_seconds: float = Field(60.0, gt=0)
+    openai_max_retries: int = Field(2, ge=0, description="Retries after 429, 5xx and timeouts, with backoff.")
+    agent_tracing: bool | None = Field(
+        None, description="Agents SDK tracing; default: on for api.openai.com."
+    )
+    chat_max_message_chars: int = Field(4000, ge=1, le=100_000)
+    chat_max_turns: int = Field(10, ge=1, le=50, description="Model calls allowed per chat turn.")
     mcp_url: str = Field("http://127.0.0.1:8000/mcp", description="The MCP server the agent service uses.")
 
     log_level: str = "INFO"

@@ -106,10 +106,10 @@ async def test_failures_back_off_and_count_attempts(db: Database, new_caller: An
         await TaskService(db).create(caller, TaskCreate(title="Patience"))
         sidecar.fail(publish=True, status=500)
         async with running(relay):
-            await eventually(lambda: relay.stats.failures >= 3, timeout=5)
+            await eventually(lambda: relay.stats.failures >= 3, timeout=15)
             assert mine(sidecar, caller.user_id) == []
             sidecar.heal()
-            await eventually(lambda: len(mine(sidecar, caller.user_id)) == 1, timeout=5)
+            await eventually(lambda: len(mine(sidecar, caller.user_id)) == 1, timeout=15)
         async with db.sessions() as session:
             row = await session.scalar(select(OutboxEvent).where(OutboxEvent.user_id == caller.user_id))
         assert row is not None and row.published_at is not None and row.attempts >= 1
