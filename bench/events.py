@@ -1,0 +1,245 @@
+"""Event pipeline figures (embedded mode on PostgreSQL), each with a same-run baseline where one applies.
+
+    python bench/events.py [--seconds 10] [--reminders 1000] [--clients 1000]
+
+1. Commit-to-WebSocket latency at 200 changes/s (event `time` to arrival at the user's socket).
+2. Relay throughput into a fake Dapr sidecar vs the sidecar's own capacity (both measured here).
+3. Lateness of N reminders all due in the same second (due time to `reminder.due` written).
+4. Fan-out: 1,000 WebSocket clients, each a different user, each receiving its own event.
+
+Targets: commit-to-push p99 <= 25 ms; relay >= 0.5 x the sidecar's capacity; reminder lateness
+p99 <= 50 ms; fan-out p99 <= 200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from websockets.asyncio.client import ClientConnection, connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import percentile, print_ratio, scratch_database, server_process  # noqa: E402
+from tests.helpers import TEST_SECRET, free_port, token  # noqa: E402
+
+
+def event_age_ms(message: dict[str, Any]) -> float:
+    sent = datetime.fromisoformat(str(message["time"]).replace("Z", "+00:00"))
+    return (datetime.now(UTC) - sent).total_seconds() * 1000
+
+
+async def receive_events(socket: ClientConnection, count: int, ages: list[float]) -> None:
+    while count:
+        message = json.loads(await socket.recv())
+        if message.get("type") != "heartbeat":
+            ages.append(event_age_ms(message))
+            count -= 1
+
+
+# ---- 1. commit to WebSocket ------------------------------------------------------------------
+
+
+async def commit_to_push(base: str, seconds: float, rate: int = 200, users: int = 20) -> list[float]:
+    ws = base.replace("http://", "ws://") + "/ws/tasks?token="
+    names = [f"bench-push-{index}-{uuid.uuid4().hex[:6]}" for index in range(users)]
+    total = int(seconds * rate)
+    per_user = total // users
+    ages: list[float] = []
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [await stack.enter_async_context(connect(ws + token(name))) for name in names]
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token(name)}"})
+            )
+            for name in names
+        ]
+        readers = [asyncio.create_task(receive_events(socket, per_user, ages)) for socket in sockets]
+        start = time.perf_counter()
+        writes = []
+        for index in range(per_user * users):  # paced: one change every 1/rate s, users in turn
+            delay = start + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            writes.append(asyncio.create_task(clients[index % users].post("/api/tasks", json={"title": f"t{index}"})))
+        await asyncio.gather(*writes)
+        await asyncio.wait_for(asyncio.gather(*readers), timeout=60)
+    return ages
+
+
+# ---- 2. relay vs sidecar ---------------------------------------------------------------------
+
+
+def _run_sidecar(port: int, ready: Any) -> None:
+    from tests.fakes import FakeSidecar
+
+    async def main() -> None:
+        async with FakeSidecar(port=port):
+            ready.set()
+            await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+@contextlib.contextmanager
+def sidecar_process() -> Any:
+    port = free_port()
+    ready = multiprocessing.Event()
+    process = multiprocessing.Process(target=_run_sidecar, args=(port, ready), daemon=True)
+    process.start()
+    ready.wait(20)
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.join(5)
+
+
+async def sidecar_capacity(port: int, seconds: float, concurrency: int = 16) -> float:
+    """Publishes/s the fake sidecar takes from well-behaved clients (the same request as the relay's)."""
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal done
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            while time.perf_counter() < stop:
+                event = {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "/bench", "type": "task.created",
+                         "subject": "s", "partitionkey": "u", "data": {"n": done}}
+                response = await http.post("/v1.0/publish/taskpubsub/task-events",
+                                           params={"metadata.partitionKey": f"u{done % 50}"},
+                                           content=json.dumps(event), headers={"content-type": "application/cloudevents+json"})
+                assert response.status_code == 204
+                done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return done / (time.perf_counter() - started)
+
+
+async def relay_throughput(url: str, port: int, events: int, users: int = 50) -> float:
+    from mcp_server.db import Database
+    from mcp_server.publishing import DaprPublisher
+    from mcp_server.relay import OutboxRelay
+    from mcp_server.schemas import TaskCreate
+    from mcp_server.service import Caller, TaskService
+
+    db = Database(url)
+    service = TaskService(db)
+    callers = [Caller(f"bench-relay-{index}") for index in range(users)]
+    sem = asyncio.Semaphore(16)
+
+    async def write(index: int) -> None:
+        async with sem:
+            await service.create(callers[index % users], TaskCreate(title=f"relay {index}"))
+
+    await asyncio.gather(*(write(index) for index in range(events)))  # the backlog, written first
+    relay = OutboxRelay(db, DaprPublisher(port=port, pubsub="taskpubsub", topic="task-events"))
+    started = time.perf_counter()
+    published = 0
+    while published < events:
+        published += await relay.drain()
+    elapsed = time.perf_counter() - started
+    await db.dispose()
+    return events / elapsed
+
+
+# ---- 3. reminder lateness --------------------------------------------------------------------
+
+
+async def reminder_lateness(base: str, url: str, count: int) -> list[float]:
+    due = (datetime.now(UTC) + timedelta(seconds=max(8, count // 100))).replace(microsecond=0)
+    user = f"bench-remind-{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token(user)}"}) as http:
+        sem = asyncio.Semaphore(16)
+
+        async def add(index: int) -> None:
+            async with sem:
+                response = await http.post("/api/tasks", json={"title": f"r{index}", "remind": due.isoformat()})
+                assert response.status_code == 201
+
+        await asyncio.gather(*(add(index) for index in range(count)))
+    assert datetime.now(UTC) < due, "writing the reminders took longer than the lead time"
+    await asyncio.sleep((due - datetime.now(UTC)).total_seconds() + 3 + count / 200)
+    async with await psycopg.AsyncConnection.connect(url) as connection:
+        cursor = await connection.execute(
+            "SELECT payload->>'time' FROM outbox WHERE user_id = %s AND event_type = 'reminder.due'", (user,)
+        )
+        fired = [datetime.fromisoformat(row[0].replace("Z", "+00:00")) for row in await cursor.fetchall()]
+    assert len(fired) == count, f"{len(fired)} of {count} reminders fired"
+    return [(moment - due).total_seconds() * 1000 for moment in fired]
+
+
+# ---- 4. fan-out ------------------------------------------------------------------------------
+
+
+async def fan_out(base: str, clients: int) -> list[float]:
+    ws = base.replace("http://", "ws://") + "/ws/tasks?token="
+    users = [f"bench-fan-{index}-{uuid.uuid4().hex[:6]}" for index in range(clients)]
+    ages: list[float] = []
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = []
+        for user in users:
+            sockets.append(await stack.enter_async_context(connect(ws + token(user), ping_interval=None)))
+        readers = [asyncio.create_task(receive_events(socket, 1, ages)) for socket in sockets]
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            sem = asyncio.Semaphore(16)
+
+            async def add(user: str) -> None:
+                async with sem:
+                    await http.post("/api/tasks", json={"title": "fan-out"},
+                                    headers={"Authorization": f"Bearer {token(user)}"})
+
+            await asyncio.gather(*(add(user) for user in users))
+        await asyncio.wait_for(asyncio.gather(*readers), timeout=120)
+    return ages
+
+
+def summary(name: str, samples: list[float]) -> str:
+    return f"  {name:<44} n={len(samples):<6} p50={percentile(samples, 50):8.1f} ms  p99={percentile(samples, 99):8.1f} ms"
+
+
+async def run(seconds: float, reminders: int, clients: int) -> None:
+    with scratch_database() as url:
+        env = {"DATABASE_URL": url, "AUTH_SECRET": TEST_SECRET, "LOG_LEVEL": "WARNING"}
+        with server_process("bench.embedded_server", free_port(), env) as base:
+            push_ages = await commit_to_push(base, seconds)
+            lateness = await reminder_lateness(base, url, reminders)
+            fan = await fan_out(base, clients)
+        with sidecar_process() as port:
+            capacity = await sidecar_capacity(port, seconds=min(seconds, 5))
+            relayed = await relay_throughput(url, port, events=int(capacity * 3))
+    print("figures:")
+    print(summary("commit -> WebSocket at 200 changes/s", push_ages))
+    print(summary(f"reminder lateness, {reminders} due at once", lateness))
+    print(summary(f"fan-out, {clients} clients of different users", fan))
+    print(f"  fake sidecar capacity {capacity:8.0f} publishes/s;  relay {relayed:8.0f} events/s")
+    print("targets:")
+    print_ratio("commit -> push p99 (ms)", percentile(push_ages, 99), 25)
+    print_ratio("relay / sidecar capacity", relayed / capacity, 0.5, at_most=False)
+    print_ratio("reminder lateness p99 (ms)", percentile(lateness, 99), 50)
+    print_ratio("fan-out p99 (ms)", percentile(fan, 99), 200)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--reminders", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=1000)
+    args = parser.parse_args()
+    asyncio.run(run(args.seconds, args.reminders, args.clients))
+
+
+if __name__ == "__main__":
+    main()
