@@ -1,0 +1,84 @@
+"""The web UI in headless Chromium against the real embedded app: chat, live list, reminders."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import serving
+from todo_chatbot.app import create_app
+from todo_chatbot.settings import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)"),
+]
+
+
+@pytest.fixture
+async def app_url(sqlite_url: str) -> AsyncIterator[str]:
+    settings = Settings(database_url=sqlite_url, todo_user=f"ui-{uuid.uuid4().hex[:8]}")
+    async with serving(create_app(settings)) as url:
+        yield url
+
+
+async def test_chat_adds_completes_and_reminds_live(app_url: str) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            await page.goto(app_url)
+            await expect(page.get_by_test_id("ws-status")).to_have_text("live", timeout=10_000)
+
+            await page.get_by_test_id("chat-input").fill("add buy milk tomorrow at 9am #errands")
+            await page.get_by_test_id("chat-input").press("Enter")
+            row = page.get_by_test_id("task-row").filter(has_text="Buy milk")
+            await expect(row).to_be_visible(timeout=10_000)  # arrived over the WebSocket: no reload
+            await expect(row.get_by_test_id("task-tag")).to_have_text("#errands")
+            reply = page.get_by_test_id("chat-message").filter(has_text="Buy milk").last
+            await expect(reply).to_be_visible()
+
+            await page.get_by_test_id("chat-input").fill("mark buy milk done")
+            await page.get_by_test_id("chat-input").press("Enter")
+            await expect(row).to_have_count(0, timeout=10_000)  # done: it left the open list
+            await page.get_by_test_id("filter-status").select_option("done")
+            await expect(page.get_by_test_id("task-row").filter(has_text="Buy milk")).to_be_visible()
+            await page.get_by_test_id("filter-status").select_option("open")
+
+            remind_at = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0) + timedelta(seconds=1)
+            async with httpx.AsyncClient(base_url=app_url) as http:
+                created = await http.post("/api/tasks", json={"title": "Stretch", "remind": remind_at.isoformat()})
+                assert created.status_code == 201
+            toast = page.get_by_test_id("toast").filter(has_text="Stretch")
+            await expect(toast).to_be_visible(timeout=8_000)
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "web-ui.png"), full_page=True)
+            phone = await browser.new_page(viewport={"width": 390, "height": 844})
+            await phone.goto(app_url)
+            await expect(phone.get_by_test_id("ws-status")).to_have_text("live", timeout=10_000)
+            await phone.screenshot(path=str(ARTIFACTS / "web-ui-phone.png"), full_page=True)
+            assert errors == []
+        finally:
+            await browser.close()
