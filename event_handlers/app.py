@@ -16,13 +16,15 @@ from mcp_server.auth import Authenticator
 from mcp_server.db import Database
 from mcp_server.http import health_router
 from mcp_server.service import TaskService
+from mcp_server.telemetry import TraceMiddleware, trace_context
 from todo_chatbot.settings import Settings
 
 
 def create_handler_app(name: HandlerName, settings: Settings) -> FastAPI:
     """The FastAPI app of handler `name`: Dapr routes, health, and its own extras (jobs, WebSocket)."""
     db = Database(settings.database_url)
-    deps = HandlerDeps(db=db, service=TaskService(db, source=f"/todo-chatbot/{name}"))
+    service = TaskService(db, source=f"/todo-chatbot/{name}", traceparent=trace_context.get)
+    deps = HandlerDeps(db=db, service=service)
     scheduler = None
     if name == "reminders":
         token = settings.dapr_api_token.get_secret_value() if settings.dapr_api_token else None
@@ -39,6 +41,7 @@ def create_handler_app(name: HandlerName, settings: Settings) -> FastAPI:
 
     app = FastAPI(title=f"Todo Chatbot {name} handler", version="0.1.0", lifespan=lifespan)
     app.state.deps = deps
+    app.add_middleware(TraceMiddleware)
     app.include_router(health_router(db))
     app.include_router(dapr_router(name, deps, settings))
     if deps.hub is not None:

@@ -13,10 +13,12 @@ from typing import Any, Final
 from event_handlers import audit, push, recurring, reminders
 from event_handlers.deps import HandlerDeps
 from event_handlers.intake import Malformed, Outcome, TaskEvent, parse
+from event_handlers.metrics import HANDLER_OUTCOMES
 from event_handlers.scheduling import JobFailed
 from event_handlers.subscriptions import SUBSCRIPTIONS, HandlerName
 from mcp_server.db import is_unavailable
 from mcp_server.errors import StoreUnavailable
+from mcp_server.telemetry import event_context, trace_context, valid_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,23 @@ async def dispatch(
     unreachable -> RETRY; any other failure -> DROP (a poison message must not block the user's
     events forever; it stays in the dead-letter topic for inspection).
     """
+    outcome, reason = await _dispatch(name, body, deps)
+    HANDLER_OUTCOMES.labels(name, outcome.value).inc()
+    return outcome, reason
+
+
+async def _dispatch(
+    name: HandlerName, body: bytes | str | dict[str, Any], deps: HandlerDeps
+) -> tuple[Outcome, str]:
     event = parse(body)
     if isinstance(event, Malformed):
         log.warning("dropping a malformed event for %s: %s", name, event.reason)
         return Outcome.DROP, event.reason
     if not SUBSCRIPTIONS[name].wants(event.type):
         return Outcome.SUCCESS, "not for this handler"
+    # Logs and the events this work writes carry the trace of the change that caused it.
+    traced = trace_context.set(valid_traceparent(event.document.get("traceparent")) or trace_context.get())
+    handling = event_context.set(event.id)
     try:
         return await HANDLERS[name](event, deps), ""
     except (StoreUnavailable, JobFailed) as error:
@@ -54,3 +67,6 @@ async def dispatch(
             return Outcome.RETRY, "database unavailable"
         log.exception("handler %s failed on event %s", name, event.id)
         return Outcome.DROP, f"handler failed: {type(error).__name__}"
+    finally:
+        event_context.reset(handling)
+        trace_context.reset(traced)

@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from event_handlers.deps import HandlerDeps
 from event_handlers.intake import Outcome, TaskEvent
+from event_handlers.metrics import WEBSOCKET_CONNECTIONS
 from mcp_server.db import Database
 from mcp_server.history import missed_events
 from todo_chatbot.settings import Settings
@@ -89,6 +90,7 @@ class PushHub:
             return
         connection = Connection(user_id, asyncio.Queue(self.queue_size))
         group.add(connection)  # buffer live events before replaying, so none falls in between
+        WEBSOCKET_CONNECTIONS.inc()
         streaming = asyncio.create_task(self._stream(websocket, connection, after, replay))
         cut = asyncio.create_task(connection.cut_off.wait())
         try:
@@ -102,6 +104,7 @@ class PushHub:
                         websocket.close(CLOSE_TOO_SLOW, "client too slow; reconnect with ?after=<seq>"), 1.0
                     )
         finally:
+            WEBSOCKET_CONNECTIONS.dec()
             cut.cancel()
             group.discard(connection)
             if not group:

@@ -17,6 +17,7 @@ from typing import Any
 from event_handlers import idempotency
 from event_handlers.deps import HandlerDeps
 from event_handlers.intake import Outcome, TaskEvent
+from event_handlers.metrics import REMINDERS_FIRED, REMINDERS_SCHEDULED, REMINDERS_STALE
 from event_handlers.subscriptions import REMINDER_JOB_PREFIX
 from mcp_server.events import TASK_UPDATED, epoch
 
@@ -65,6 +66,7 @@ async def reconcile(user_id: str, task_id: str, deps: HandlerDeps) -> None:
         return
     data = {"taskId": task_id, "userId": user_id, "remindAt": remind_at, "version": state.version}
     await deps.scheduler.schedule(name, max(state.remind_at, now), data)
+    REMINDERS_SCHEDULED.inc()
 
 
 async def trigger(name: str, data: Any, deps: HandlerDeps) -> bool:
@@ -94,6 +96,9 @@ async def trigger(name: str, data: Any, deps: HandlerDeps) -> bool:
         version=version,
         claim=idempotency.claim(FIRED, fired_key(task_id, remind_at)),
     )
-    if not fired:
+    if fired:
+        REMINDERS_FIRED.inc()
+    else:
+        REMINDERS_STALE.inc()
         log.info("stale or repeated reminder trigger for task %s", task_id)
     return True

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -85,7 +86,12 @@ def task_router(service: TaskService, auth: Authenticator) -> APIRouter:
 
 
 def health_router(db: Database) -> APIRouter:
+    """`/healthz`, `/readyz` and the Prometheus metrics at `/metrics`."""
     router = APIRouter(tags=["health"])
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -13,16 +13,17 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from mcp_server.db import Database, database_url, is_unavailable
 from mcp_server.models import OutboxEvent, utcnow
 from mcp_server.outbox import OUTBOX, document
 from mcp_server.publishing import EventPublisher, PublishFailed
+from mcp_server.telemetry import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED, PUBLISH_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class OutboxRelay:
         while True:
             self._wake.clear()
             await self.drain()
+            await self._measure_backlog()
             await self._prune_now_and_then()
             if self._backoff:  # failing: wait the backoff out, whatever commits happen meanwhile
                 await asyncio.sleep(self._backoff)
@@ -183,13 +185,31 @@ class OutboxRelay:
             await self._count_attempt([items[0][0] for items in by_user.values()])
         return len(published), failed
 
+    async def _measure_backlog(self) -> None:
+        """The backlog gauges: unpublished rows and the age of the oldest (after each pass)."""
+        with contextlib.suppress(Exception):
+            async with self.db.sessions() as session:
+                count, oldest = (
+                    await session.execute(
+                        select(func.count(), func.min(OUTBOX.c.created_at)).where(
+                            OUTBOX.c.published_at.is_(None)
+                        )
+                    )
+                ).one()
+            OUTBOX_BACKLOG.set(count)
+            if oldest is not None and oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)
+            OUTBOX_OLDEST_AGE.set(0 if oldest is None else max(0.0, (self.clock() - oldest).total_seconds()))
+
     def _note_failure(self, message: str) -> None:
+        PUBLISH_FAILURES.inc()
         self.stats.failures += 1
         self.stats.last_error = message
         log.warning("outbox publish failed: %s", message)
 
     async def _mark_published(self, ids: list[int]) -> None:
         self.stats.published += len(ids)
+        OUTBOX_PUBLISHED.inc(len(ids))
         async with self.db.transaction() as session:
             await session.execute(
                 update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(published_at=self.clock())

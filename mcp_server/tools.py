@@ -8,6 +8,7 @@ in-process connection was opened for (`acting_as`).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Annotated, Any, TypeVar
@@ -32,6 +33,7 @@ from mcp_server.schemas import (
     TaskQuery,
 )
 from mcp_server.service import Caller, TaskService
+from mcp_server.telemetry import TOOL_CALLS, TOOL_SECONDS
 
 CALLER_SCOPE_KEY = "todo.caller"
 _in_process_caller: ContextVar[Caller | None] = ContextVar("todo_in_process_caller", default=None)
@@ -100,12 +102,20 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-async def _domain(call: Awaitable[T]) -> T:
-    """Turn domain refusals into tool errors the model can read (other exceptions stay masked)."""
+async def _domain(tool: str, call: Awaitable[T]) -> T:
+    """Turn domain refusals into tool errors the model can read (other exceptions stay masked);
+    count and time the call."""
+    started = time.perf_counter()
+    outcome = "error"
     try:
-        return await call
+        result = await call
+        outcome = "ok"
+        return result
     except TaskError as error:
         raise ToolError(str(error)) from None
+    finally:
+        TOOL_CALLS.labels(tool, outcome).inc()
+        TOOL_SECONDS.labels(tool).observe(time.perf_counter() - started)
 
 
 def _build(model: Callable[..., T], **arguments: Any) -> T:
@@ -151,7 +161,7 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
             remind=remind,
             repeat=repeat,
         )
-        return await _domain(service.create(caller_of(ctx), fields))
+        return await _domain("add_task", service.create(caller_of(ctx), fields))
 
     @mcp.tool(annotations=READ)
     async def list_tasks(
@@ -189,12 +199,12 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
             limit=limit,
             cursor=cursor,
         )
-        return await _domain(service.list_tasks(caller_of(ctx), filters))
+        return await _domain("list_tasks", service.list_tasks(caller_of(ctx), filters))
 
     @mcp.tool(annotations=READ)
     async def get_task(task_id: TaskId, ctx: Context) -> TaskOut:
         """Get one task by its id, with all its fields."""
-        return await _domain(service.get(caller_of(ctx), task_id))
+        return await _domain("get_task", service.get(caller_of(ctx), task_id))
 
     @mcp.tool(annotations=CHANGE)
     async def update_task(
@@ -231,22 +241,22 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
             remind=remind,
             repeat=repeat,
         )
-        return await _domain(service.update(caller_of(ctx), task_id, patch))
+        return await _domain("update_task", service.update(caller_of(ctx), task_id, patch))
 
     @mcp.tool(annotations=CHANGE)
     async def complete_task(task_id: TaskId, ctx: Context) -> TaskOut:
         """Mark a task done. A repeating task gets its next occurrence added automatically."""
-        return await _domain(service.complete(caller_of(ctx), task_id))
+        return await _domain("complete_task", service.complete(caller_of(ctx), task_id))
 
     @mcp.tool(annotations=CHANGE)
     async def reopen_task(task_id: TaskId, ctx: Context) -> TaskOut:
         """Mark a done task as not done again."""
-        return await _domain(service.reopen(caller_of(ctx), task_id))
+        return await _domain("reopen_task", service.reopen(caller_of(ctx), task_id))
 
     @mcp.tool(annotations=DELETE)
     async def delete_task(task_id: TaskId, ctx: Context) -> DeletedTask:
         """Delete one task for good. Confirm with the user first when the request is ambiguous."""
-        return await _domain(service.delete(caller_of(ctx), task_id))
+        return await _domain("delete_task", service.delete(caller_of(ctx), task_id))
 
     @mcp.tool(annotations=READ)
     async def task_history(
@@ -258,6 +268,6 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
         limit: Annotated[int, Field(description="How many events, newest first (1-200).", ge=1, le=200)] = 20,
     ) -> TaskHistory:
         """What happened to one task (also after it was deleted), or the user's recent activity."""
-        return await _domain(service.history(caller_of(ctx), task_id, limit))
+        return await _domain("task_history", service.history(caller_of(ctx), task_id, limit))
 
     return mcp

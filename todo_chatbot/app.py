@@ -40,6 +40,7 @@ from mcp_server.models import utcnow
 from mcp_server.publishing import DaprPublisher, EventPublisher
 from mcp_server.relay import OutboxRelay
 from mcp_server.service import Caller, TaskService
+from mcp_server.telemetry import TraceMiddleware, trace_context
 from mcp_server.tools import acting_as, build_mcp_server
 from todo_chatbot.settings import Settings
 
@@ -70,7 +71,7 @@ class Core:
 
 def build_core(settings: Settings, *, source: str, clock: Callable[[], datetime] = utcnow) -> Core:
     db = Database(settings.database_url)
-    service = TaskService(db, source=source, clock=clock)
+    service = TaskService(db, source=source, clock=clock, traceparent=trace_context.get)
     return Core(settings, db, service, Authenticator(settings), build_mcp_server(service))
 
 
@@ -149,6 +150,7 @@ def create_app(
         lifespan=_lifespan(core, mcp_endpoint),
     )
     app.state.core = core
+    app.add_middleware(TraceMiddleware)
     install_error_handlers(app)
     app.include_router(health_router(core.db))
     app.include_router(task_router(core.service, core.auth))
@@ -176,6 +178,7 @@ def create_agent_app(settings: Settings, *, clock: Callable[[], datetime] = utcn
     core = Core(settings, db, TaskService(db), Authenticator(settings), MCPServer("unused"))
     app = FastAPI(title="Todo Chatbot agent", version="0.1.0", lifespan=_lifespan(core, None))
     app.state.core = core
+    app.add_middleware(TraceMiddleware)
     app.include_router(health_router(db))
     app.state.chat = add_chat(app, core, http_connector(settings.mcp_url), clock)
     return app

@@ -30,12 +30,9 @@ DAPR_HELP = """\
 
 
 def _configure_logging(settings: Settings) -> None:
-    # stderr: stdout belongs to the MCP protocol under `todo-chatbot mcp`.
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from mcp_server.telemetry import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
 
 
 def _refuse_open_binding(settings: Settings, host: str) -> None:
@@ -75,7 +72,9 @@ def _serve(settings: Settings, host: str, port: int, role: str, *, open_browser:
     logging.getLogger(__name__).info("serving %s at %s", role, url)
     if open_browser:  # after uvicorn has had a moment to bind
         threading.Timer(1.5, webbrowser.open, [url]).start()
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), proxy_headers=True)
+    uvicorn.run(
+        app, host=host, port=port, log_level=settings.log_level.lower(), proxy_headers=True, log_config=None
+    )
 
 
 def _serve_handler(settings: Settings, name: str, host: str, port: int) -> None:
@@ -87,7 +86,7 @@ def _serve_handler(settings: Settings, name: str, host: str, port: int) -> None:
         _refuse_open_binding(settings, host)
     app = create_handler_app(name, settings)  # type: ignore[arg-type]  # argparse checked the choice
     logging.getLogger(__name__).info("serving the %s handler at http://%s:%s", name, host, port)
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), log_config=None)
 
 
 def _stdio(settings: Settings) -> None:
