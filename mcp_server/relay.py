@@ -229,15 +229,16 @@ class OutboxRelay:
         if loop_time - self._last_prune < 600:
             return
         self._last_prune = loop_time
-        cutoff = self.clock() - self.retention
-        with contextlib.suppress(Exception):
-            async with self.db.transaction() as session:
-                await session.execute(delete(OutboxEvent).where(OUTBOX.c.published_at < cutoff))
+        try:
+            await self.prune()
+        except Exception as error:  # it will be tried again in ten minutes
+            log.warning("could not prune the outbox (%s)", type(error).__name__)
 
     async def prune(self) -> None:
         """Delete published rows older than the retention period."""
-        self._last_prune = 0.0
-        await self._prune_now_and_then()
+        cutoff = self.clock() - self.retention
+        async with self.db.transaction() as session:
+            await session.execute(delete(OutboxEvent).where(OUTBOX.c.published_at < cutoff))
 
     @staticmethod
     async def _try_lock(connection: psycopg.AsyncConnection[Any]) -> bool:

@@ -22,15 +22,20 @@ COMMAND = str(Path(sys.executable).with_name("todo-chatbot"))
 
 def start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen([COMMAND, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
-        time.sleep(0.1)
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    return process
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.1)
+    except BaseException:
+        process.kill()  # never leave a server running: its relay would serve other tests' outbox
+        process.wait(timeout=10)
+        raise
 
 
 async def test_pending_reminders_survive_a_kill(database_url: str, tmp_path: Path) -> None:
