@@ -13,4 +13,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(create_app(Settings(), role="embedded"), host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(Settings(), role="embedded"), host="127.0.0.1", port=args.port, log_level="warning"
+    )

@@ -31,8 +31,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import percentile, print_ratio, scratch_database, server_process  # noqa: E402
-from tests.helpers import TEST_SECRET, free_port, token  # noqa: E402
+from bench.common import percentile, print_ratio, scratch_database, server_process
+from tests.helpers import TEST_SECRET, free_port, token
 
 
 def event_age_ms(message: dict[str, Any]) -> float:
@@ -72,7 +72,9 @@ async def commit_to_push(base: str, seconds: float, rate: int = 200, users: int 
             delay = start + index / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            writes.append(asyncio.create_task(clients[index % users].post("/api/tasks", json={"title": f"t{index}"})))
+            writes.append(
+                asyncio.create_task(clients[index % users].post("/api/tasks", json={"title": f"t{index}"}))
+            )
         await asyncio.gather(*writes)
         await asyncio.wait_for(asyncio.gather(*readers), timeout=60)
     return ages
@@ -115,11 +117,21 @@ async def sidecar_capacity(port: int, seconds: float, concurrency: int = 16) -> 
         nonlocal done
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             while time.perf_counter() < stop:
-                event = {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "/bench", "type": "task.created",
-                         "subject": "s", "partitionkey": "u", "data": {"n": done}}
-                response = await http.post("/v1.0/publish/taskpubsub/task-events",
-                                           params={"metadata.partitionKey": f"u{done % 50}"},
-                                           content=json.dumps(event), headers={"content-type": "application/cloudevents+json"})
+                event = {
+                    "specversion": "1.0",
+                    "id": uuid.uuid4().hex,
+                    "source": "/bench",
+                    "type": "task.created",
+                    "subject": "s",
+                    "partitionkey": "u",
+                    "data": {"n": done},
+                }
+                response = await http.post(
+                    "/v1.0/publish/taskpubsub/task-events",
+                    params={"metadata.partitionKey": f"u{done % 50}"},
+                    content=json.dumps(event),
+                    headers={"content-type": "application/cloudevents+json"},
+                )
                 assert response.status_code == 204
                 done += 1
 
@@ -166,7 +178,9 @@ async def reminder_lateness(base: str, url: str, count: int) -> list[float]:
 
         async def add(index: int) -> None:
             async with sem:
-                response = await http.post("/api/tasks", json={"title": f"r{index}", "remind": due.isoformat()})
+                response = await http.post(
+                    "/api/tasks", json={"title": f"r{index}", "remind": due.isoformat()}
+                )
                 assert response.status_code == 201
 
         await asyncio.gather(*(add(index) for index in range(count)))
@@ -198,8 +212,11 @@ async def fan_out(base: str, clients: int) -> list[float]:
 
             async def add(user: str) -> None:
                 async with sem:
-                    await http.post("/api/tasks", json={"title": "fan-out"},
-                                    headers={"Authorization": f"Bearer {token(user)}"})
+                    await http.post(
+                        "/api/tasks",
+                        json={"title": "fan-out"},
+                        headers={"Authorization": f"Bearer {token(user)}"},
+                    )
 
             await asyncio.gather(*(add(user) for user in users))
         await asyncio.wait_for(asyncio.gather(*readers), timeout=120)
@@ -207,7 +224,8 @@ async def fan_out(base: str, clients: int) -> list[float]:
 
 
 def summary(name: str, samples: list[float]) -> str:
-    return f"  {name:<44} n={len(samples):<6} p50={percentile(samples, 50):8.1f} ms  p99={percentile(samples, 99):8.1f} ms"
+    p50, p99 = percentile(samples, 50), percentile(samples, 99)
+    return f"  {name:<44} n={len(samples):<6} p50={p50:8.1f} ms  p99={p99:8.1f} ms"
 
 
 async def run(seconds: float, reminders: int, clients: int) -> None:
@@ -233,7 +251,9 @@ async def run(seconds: float, reminders: int, clients: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--reminders", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=1000)

@@ -24,6 +24,7 @@ from agent.memory import ConversationStore
 from mcp_server.db import Database
 from mcp_server.service import Caller, TaskService
 from mcp_server.tools import _in_process_caller, acting_as, build_mcp_server
+from tests.conftest import FixedClock
 from tests.helpers import TEST_SECRET, serving, token
 from todo_chatbot.app import create_app
 from todo_chatbot.settings import Settings
@@ -178,7 +179,7 @@ async def test_chat_turn_through_the_http_connector(
             [assistant_message("Added.")],
         ]
     )
-    clock = lambda: datetime(2026, 11, 27, 15, 0, tzinfo=UTC)  # noqa: E731
+    clock = FixedClock(datetime(2026, 11, 27, 15, 0, tzinfo=UTC))
     chat = ChatService(
         model, http_connector(mcp_url), ConversationStore(db.engine), clock=clock, config=ChatConfig()
     )

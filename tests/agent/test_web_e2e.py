@@ -28,7 +28,9 @@ FLAGS = [
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
+    ),
 ]
 
 
@@ -66,9 +68,13 @@ async def test_chat_adds_completes_and_reminds_live(app_url: str) -> None:
             await expect(page.get_by_test_id("task-row").filter(has_text="Buy milk")).to_be_visible()
             await page.get_by_test_id("filter-status").select_option("open")
 
-            remind_at = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0) + timedelta(seconds=1)
+            remind_at = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0) + timedelta(
+                seconds=1
+            )
             async with httpx.AsyncClient(base_url=app_url) as http:
-                created = await http.post("/api/tasks", json={"title": "Stretch", "remind": remind_at.isoformat()})
+                created = await http.post(
+                    "/api/tasks", json={"title": "Stretch", "remind": remind_at.isoformat()}
+                )
                 assert created.status_code == 201
             toast = page.get_by_test_id("toast").filter(has_text="Stretch")
             await expect(toast).to_be_visible(timeout=8_000)

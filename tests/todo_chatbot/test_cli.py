@@ -16,7 +16,9 @@ from tests.helpers import free_port
 COMMAND = str(Path(sys.executable).with_name("todo-chatbot"))
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [COMMAND, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
     )
@@ -30,22 +32,35 @@ def test_every_command_explains_itself(command: str) -> None:
 
 
 def test_refuses_to_listen_beyond_loopback_without_auth(tmp_path: Path) -> None:
-    result = run("serve", "--host", "0.0.0.0", env={"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "AUTH_SECRET": ""})
+    result = run(
+        "serve", "--host", "0.0.0.0", env={"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "AUTH_SECRET": ""}
+    )
     assert result.returncode != 0
     assert "refusing to listen on 0.0.0.0" in result.stderr
 
 
 def test_production_refuses_placeholder_secrets(tmp_path: Path) -> None:
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "ENVIRONMENT": "production", "AUTH_SECRET": "changeme"}
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+        "ENVIRONMENT": "production",
+        "AUTH_SECRET": "changeme",
+    }
     result = run("migrate", env=env)
     assert result.returncode != 0 and "AUTH_SECRET is a placeholder" in result.stderr
 
 
 def test_migrate_then_serve_embedded_on_sqlite(tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/data/todo.db", "AUTH_SECRET": "", "TODO_USER": "me"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/data/todo.db",
+        "AUTH_SECRET": "",
+        "TODO_USER": "me",
+    }
     assert run("migrate", env=env).returncode == 0
     port = free_port()
-    server = subprocess.Popen([COMMAND, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [COMMAND, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -25,12 +25,13 @@ def differences(url: str) -> list[Any]:
         engine.dispose()
 
     def expected(diff: Any) -> bool:
-        if isinstance(diff, tuple) and diff[0] == "remove_index" and diff[1].name in POSTGRES_ONLY:
-            return True
-        # Expression indexes (lower(title)) cannot be reflected on SQLite, and alembic_version is alembic's own.
-        if isinstance(diff, tuple) and diff[0] == "remove_table" and diff[1].name == "alembic_version":
-            return True
-        return False
+        """PostgreSQL-only indexes, and alembic's own table (SQLite cannot reflect lower(title))."""
+        if not isinstance(diff, tuple):
+            return False
+        kind, item = diff[0], diff[1]
+        return (kind == "remove_index" and item.name in POSTGRES_ONLY) or (
+            kind == "remove_table" and item.name == "alembic_version"
+        )
 
     return [diff for diff in found if not expected(diff)]
 
