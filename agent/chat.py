@@ -504,9 +504,10 @@ class ChatService:
         session = self.sessions(turn.conversation_id)
         server = self.connector(turn.user)
         error: ChatError | None = None
-        stored_before: int | None = None
+        stored_before: Marker | None = None
         try:
-            stored_before = len(await session.get_items())
+            # Where this turn starts: the last stored item (one row, not the whole history).
+            stored_before = Marker(await session.get_items(limit=1))
             try:
                 await server.connect()  # type: ignore[no-untyped-call]  # untyped in the SDK's ABC
             except Exception as failure:
@@ -567,7 +568,7 @@ class ChatService:
             log.warning("closing the MCP connection failed", exc_info=True)
 
     async def _settle(
-        self, session: Session, turn: _Turn, error: ChatError, stored_before: int | None
+        self, session: Session, turn: _Turn, error: ChatError, stored_before: Marker | None
     ) -> list[TResponseInputItem]:
         """After a failure: keep the person's message, close dangling tool calls, store the error reply.
 
@@ -575,7 +576,7 @@ class ChatService:
         """
         try:
             items = await session.get_items()
-            this_turn = items[stored_before:] if stored_before is not None else []
+            this_turn = stored_before.after(items) if stored_before is not None else []
             additions: list[TResponseInputItem] = []
             if stored_before is None or not any(_is_user_message(item) for item in this_turn):
                 additions.append({"role": "user", "content": turn.message})
@@ -591,6 +592,22 @@ class ChatService:
                 "could not record the failed turn in conversation %s", turn.conversation_id, exc_info=True
             )
             return []
+
+
+@dataclass(frozen=True)
+class Marker:
+    """The last item a conversation held before a turn (none for a new conversation)."""
+
+    last: list[TResponseInputItem]
+
+    def after(self, items: list[TResponseInputItem]) -> list[TResponseInputItem]:
+        """The items stored since the mark."""
+        if not self.last:
+            return items
+        for index in range(len(items) - 1, -1, -1):
+            if items[index] == self.last[0]:
+                return items[index + 1 :]
+        return []
 
 
 def _is_user_message(item: object) -> bool:
