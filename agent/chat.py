@@ -34,7 +34,7 @@ from agent.config import ChatConfig
 from agent.instructions import build_instructions
 from agent.llm import ChatError, ToolsUnavailable, describe_error
 from agent.mcp_link import ChatUser, McpConnector
-from agent.memory import Conversation, ConversationStore, SessionFactory, utcnow
+from agent.memory import Conversation, ConversationStore, SessionFactory, TurnBuffer, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -501,7 +501,7 @@ class ChatService:
 
     async def _run(self, turn: _Turn, emit: Callable[[ChatEvent], None], *, streamed: bool) -> TurnResult:
         collector = _Collector(emit)
-        session = self.sessions(turn.conversation_id)
+        session = TurnBuffer(self.sessions(turn.conversation_id))
         server = self.connector(turn.user)
         error: ChatError | None = None
         stored_before: Marker | None = None
@@ -545,10 +545,14 @@ class ChatService:
             )
         finally:
             await self._close(server)
+        try:
+            await session.flush()  # the turn's items, in one write
+        except Exception as failure:
+            error = error or describe_error(failure)
         tool_calls = collector.tool_calls
         if error is not None:
             emit(ErrorEvent(error))
-            recorded = await self._settle(session, turn, error, stored_before)
+            recorded = await self._settle(session.inner, turn, error, stored_before)
             if not tool_calls:  # a non-streamed run reports nothing when it fails: read what was stored
                 tool_calls = [
                     ToolCallRecord(entry.id, entry.name, entry.arguments, entry.output)

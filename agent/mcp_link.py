@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,8 +106,11 @@ class InProcessMCPServer(MCPServer):
         name: str = TOOLS_SERVER_NAME,
         cache_tools_list: bool = True,
         call_timeout_s: float = CALL_TIMEOUT_S,
+        shared: SharedClient | None = None,
     ) -> None:
+        """With `shared`, connections reuse the process's one client (and its tool list)."""
         super().__init__(use_structured_content=True)
+        self._shared = shared
         self._server = server
         self._bind = bind
         self._name = name
@@ -126,6 +130,10 @@ class InProcessMCPServer(MCPServer):
         return None if self._tools is None else [tool.model_copy() for tool in self._tools]
 
     async def connect(self) -> None:
+        if self._shared is not None:
+            self._client = await self._shared.get()
+            self._tools = self._shared.tools
+            return
         if self._owner is not None:
             return
         ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
@@ -157,6 +165,9 @@ class InProcessMCPServer(MCPServer):
         self._owner, self._closing, self._client = owner, closing, client
 
     async def cleanup(self) -> None:
+        if self._shared is not None:  # the shared client stays open for the next turn
+            self._client = None
+            return
         owner, closing = self._owner, self._closing
         self._owner, self._closing, self._client = None, None, None
         if owner is None or closing is None:
@@ -189,6 +200,8 @@ class InProcessMCPServer(MCPServer):
                     if cursor is None:
                         break
             self._tools = tools
+            if self._shared is not None:
+                self._shared.tools = tools
         # Shallow copies keep callers from renaming the cached tools; the SDK copies a schema before
         # it changes one (deep copies cost more than the tool call on every model step).
         return [tool.model_copy() for tool in self._tools]
@@ -214,16 +227,82 @@ class InProcessMCPServer(MCPServer):
             return await client.get_prompt(name, arguments)
 
 
+class SharedClient:
+    """One in-memory MCP client for the whole process, opened on first use and closed at shutdown.
+
+    Turns reuse it, so none pays for the handshake, the tool list, or the compiled output-schema
+    validators the client keeps per connection. Its task starts with an empty context (nobody's
+    identity): a tool only ever runs in the task that calls it, inside that caller's `bind()`.
+    """
+
+    def __init__(self, server: McpSdkServer[Any], *, call_timeout_s: float = CALL_TIMEOUT_S) -> None:
+        self._server = server
+        self._call_timeout_s = call_timeout_s
+        self._lock = asyncio.Lock()
+        self._client: Client | None = None
+        self._owner: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self.tools: list[MCPTool] | None = None
+
+    async def get(self) -> Client:
+        async with self._lock:
+            if self._client is None or self._owner is None or self._owner.done():
+                self._client = await self._open()
+            return self._client
+
+    async def _open(self) -> Client:
+        ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
+        self._closing = closing = asyncio.Event()
+
+        async def own() -> None:
+            try:
+                async with Client(self._server, read_timeout_seconds=self._call_timeout_s) as client:
+                    ready.set_result(client)
+                    await closing.wait()
+            except BaseException as error:
+                if not ready.done():
+                    ready.set_exception(error)
+                    return
+                raise
+
+        self._owner = asyncio.create_task(own(), name="mcp-in-process-shared", context=contextvars.Context())
+        return await asyncio.shield(ready)
+
+    async def aclose(self) -> None:
+        owner, self._owner, self._client = self._owner, None, None
+        if owner is None:
+            return
+        self._closing.set()
+        with contextlib.suppress(Exception):
+            await owner
+
+
+class InProcessConnector:
+    """A connector over `server` in this process; `bind_user(user)` establishes who the tools act for.
+
+    The composition root passes `lambda user: acting_as(Caller(user.user_id, user.timezone))`, and
+    calls `aclose()` at shutdown.
+    """
+
+    def __init__(
+        self,
+        server: McpSdkServer[Any],
+        bind_user: Callable[[ChatUser], contextlib.AbstractContextManager[None]],
+    ) -> None:
+        self.shared = SharedClient(server)
+        self._server = server
+        self._bind_user = bind_user
+
+    def __call__(self, user: ChatUser) -> MCPServer:
+        return InProcessMCPServer(self._server, bind=lambda: self._bind_user(user), shared=self.shared)
+
+    async def aclose(self) -> None:
+        await self.shared.aclose()
+
+
 def in_process_connector(
     server: McpSdkServer[Any],
     bind_user: Callable[[ChatUser], contextlib.AbstractContextManager[None]],
-) -> McpConnector:
-    """A connector over `server` in this process; `bind_user(user)` establishes who the tools act for.
-
-    The composition root passes `lambda user: acting_as(Caller(user.user_id, user.timezone))`.
-    """
-
-    def connect(user: ChatUser) -> MCPServer:
-        return InProcessMCPServer(server, bind=lambda: bind_user(user))
-
-    return connect
+) -> InProcessConnector:
+    """See `InProcessConnector`."""
+    return InProcessConnector(server, bind_user)

@@ -19,7 +19,7 @@ from typing import Any
 
 from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
 from agents.items import TResponseInputItem
-from agents.memory import Session
+from agents.memory import Session, SessionABC
 from sqlalchemy import (
     TIMESTAMP,
     Column,
@@ -147,6 +147,42 @@ class _AgentSession(SQLAlchemySession):
     """The SDK session, with SQLite's lock wait no shorter than the rest of the service uses (30 s)."""
 
     _SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class TurnBuffer(SessionABC):
+    """An SDK session whose additions are written once, when the turn ends (`flush`).
+
+    The SDK saves as it goes (the person's message, each model step, each tool output), one
+    transaction each; buffering makes a turn one write. A turn that never flushes (the process dies
+    mid-turn) leaves the conversation as it was before the turn.
+    """
+
+    def __init__(self, inner: Session) -> None:
+        self.inner = inner
+        self.session_id = inner.session_id
+        self.session_settings = getattr(inner, "session_settings", None)
+        self._pending: list[TResponseInputItem] = []
+
+    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        if limit is not None and len(self._pending) >= limit:
+            return self._pending[-limit:] if limit > 0 else []
+        stored = await self.inner.get_items(None if limit is None else limit - len(self._pending))
+        return [*stored, *self._pending]
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        self._pending.extend(items)
+
+    async def pop_item(self) -> TResponseInputItem | None:
+        return self._pending.pop() if self._pending else await self.inner.pop_item()
+
+    async def clear_session(self) -> None:
+        self._pending.clear()
+        await self.inner.clear_session()
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            await self.inner.add_items(pending)
 
 
 SessionFactory = Callable[[str], Session]

@@ -165,8 +165,11 @@ def create_app(
         app.state.scheduler, app.state.hub = scheduler, hub
         core.background.append(scheduler.run)
         app.include_router(push_router(hub, core.auth, replay_from(core.db)))
-        bind = lambda user: acting_as(Caller(user.user_id, user.timezone))  # noqa: E731
-        app.state.chat = add_chat(app, core, in_process_connector(core.mcp, bind), clock)
+        connector = in_process_connector(
+            core.mcp, lambda user: acting_as(Caller(user.user_id, user.timezone))
+        )
+        app.state.chat = add_chat(app, core, connector, clock)
+        core.closers.append(connector.aclose)  # after the chat's turns have finished
     else:
         app.state.relay = add_relay(core, publisher or dapr_publisher(settings))
     return app
