@@ -89,144 +89,6 @@ def http_connector(url: str, **options: Any) -> McpConnector:
     return connect
 
 
-class InProcessMCPServer(MCPServer):
-    """An `mcp` SDK server in this process, through the official in-memory client (`mcp.Client(server)`).
-
-    `bind` establishes who the tools act for (e.g. `lambda: acting_as(Caller(user, tz))`). It is
-    entered around `connect()` (so anything the server starts inherits it) and around each request,
-    in the task that makes it: the in-memory client runs the tool in the calling task, so the identity
-    is in place wherever the Agents SDK decides to run the call.
-    """
-
-    def __init__(
-        self,
-        server: McpSdkServer[Any],
-        *,
-        bind: Callable[[], contextlib.AbstractContextManager[None]],
-        name: str = TOOLS_SERVER_NAME,
-        cache_tools_list: bool = True,
-        call_timeout_s: float = CALL_TIMEOUT_S,
-        shared: SharedClient | None = None,
-    ) -> None:
-        """With `shared`, connections reuse the process's one client (and its tool list)."""
-        super().__init__(use_structured_content=True)
-        self._shared = shared
-        self._server = server
-        self._bind = bind
-        self._name = name
-        self._cache_tools_list = cache_tools_list
-        self._call_timeout_s = call_timeout_s
-        self._client: Client | None = None
-        self._owner: asyncio.Task[None] | None = None
-        self._closing: asyncio.Event | None = None
-        self._tools: list[MCPTool] | None = None
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def cached_tools(self) -> list[MCPTool] | None:
-        return None if self._tools is None else [tool.model_copy() for tool in self._tools]
-
-    async def connect(self) -> None:
-        if self._shared is not None:
-            self._client = await self._shared.get()
-            self._tools = self._shared.tools
-            return
-        if self._owner is not None:
-            return
-        ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
-        closing = asyncio.Event()
-
-        async def own() -> None:
-            # The client (and the task group it runs) lives in this one task from start to end, so
-            # connect() and cleanup() may be called from different tasks.
-            try:
-                async with Client(self._server, read_timeout_seconds=self._call_timeout_s) as client:
-                    ready.set_result(client)
-                    await closing.wait()
-            except BaseException as error:
-                if not ready.done():
-                    ready.set_exception(error)
-                    return
-                raise
-
-        with self._bind():  # the owner task starts with (a copy of) the caller's identity
-            owner = asyncio.create_task(own(), name=f"mcp-in-process-{self._name}")
-        try:
-            client = await asyncio.shield(ready)
-        except BaseException:
-            closing.set()
-            owner.cancel()
-            with contextlib.suppress(BaseException):
-                await owner
-            raise
-        self._owner, self._closing, self._client = owner, closing, client
-
-    async def cleanup(self) -> None:
-        if self._shared is not None:  # the shared client stays open for the next turn
-            self._client = None
-            return
-        owner, closing = self._owner, self._closing
-        self._owner, self._closing, self._client = None, None, None
-        if owner is None or closing is None:
-            return
-        closing.set()
-        try:
-            await owner
-        except Exception:
-            log.warning("closing the in-process MCP connection failed", exc_info=True)
-
-    def _connected(self) -> Client:
-        if self._client is None:
-            raise UserError(f"MCP server {self._name!r} is not connected; call connect() first")
-        return self._client
-
-    async def list_tools(
-        self,
-        run_context: RunContextWrapper[Any] | None = None,
-        agent: AgentBase[Any] | None = None,
-    ) -> list[MCPTool]:
-        client = self._connected()
-        if self._tools is None or not self._cache_tools_list:
-            tools: list[MCPTool] = []
-            cursor: str | None = None
-            with self._bind():
-                for _ in range(MAX_LIST_PAGES):
-                    page = await client.list_tools(cursor=cursor)
-                    tools.extend(page.tools)
-                    cursor = page.next_cursor
-                    if cursor is None:
-                        break
-            self._tools = tools
-            if self._shared is not None:
-                self._shared.tools = tools
-        # Shallow copies keep callers from renaming the cached tools; the SDK copies a schema before
-        # it changes one (deep copies cost more than the tool call on every model step).
-        return [tool.model_copy() for tool in self._tools]
-
-    async def call_tool(
-        self,
-        tool_name: str,
-        arguments: dict[str, Any] | None,
-        meta: dict[str, Any] | None = None,
-    ) -> CallToolResult:
-        client = self._connected()
-        with self._bind():
-            return await client.call_tool(tool_name, arguments, meta=cast(RequestParamsMeta | None, meta))
-
-    async def list_prompts(self) -> ListPromptsResult:
-        client = self._connected()
-        with self._bind():
-            return await client.list_prompts()
-
-    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None) -> GetPromptResult:
-        client = self._connected()
-        with self._bind():
-            return await client.get_prompt(name, arguments)
-
-
 class SharedClient:
     """One in-memory MCP client for the whole process, opened on first use and closed at shutdown.
 
@@ -273,8 +135,103 @@ class SharedClient:
         if owner is None:
             return
         self._closing.set()
-        with contextlib.suppress(Exception):
-            await owner
+        await owner
+
+
+class InProcessMCPServer(MCPServer):
+    """An `mcp` SDK server in this process, through the official in-memory client (`mcp.Client(server)`).
+
+    `bind` establishes who the tools act for (e.g. `lambda: acting_as(Caller(user, tz))`). It is
+    entered around each request, in the task that makes it: the in-memory client runs the tool in the
+    calling task, so the identity is in place wherever the Agents SDK decides to run the call. The
+    client itself runs with nobody's identity (see `SharedClient`); pass `shared` to reuse one client
+    across connections, otherwise this connection opens and closes its own.
+    """
+
+    def __init__(
+        self,
+        server: McpSdkServer[Any],
+        *,
+        bind: Callable[[], contextlib.AbstractContextManager[None]],
+        name: str = TOOLS_SERVER_NAME,
+        cache_tools_list: bool = True,
+        call_timeout_s: float = CALL_TIMEOUT_S,
+        shared: SharedClient | None = None,
+    ) -> None:
+        super().__init__(use_structured_content=True)
+        self._owns_client = shared is None
+        self._shared = shared or SharedClient(server, call_timeout_s=call_timeout_s)
+        self._bind = bind
+        self._name = name
+        self._cache_tools_list = cache_tools_list
+        self._client: Client | None = None
+        self._tools: list[MCPTool] | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def cached_tools(self) -> list[MCPTool] | None:
+        return None if self._tools is None else [tool.model_copy() for tool in self._tools]
+
+    async def connect(self) -> None:
+        self._client = await self._shared.get()
+        self._tools = self._tools or self._shared.tools
+
+    async def cleanup(self) -> None:
+        self._client = None
+        if self._owns_client:
+            try:
+                await self._shared.aclose()
+            except Exception:
+                log.warning("closing the in-process MCP connection failed", exc_info=True)
+
+    def _connected(self) -> Client:
+        if self._client is None:
+            raise UserError(f"MCP server {self._name!r} is not connected; call connect() first")
+        return self._client
+
+    async def list_tools(
+        self,
+        run_context: RunContextWrapper[Any] | None = None,
+        agent: AgentBase[Any] | None = None,
+    ) -> list[MCPTool]:
+        client = self._connected()
+        if self._tools is None or not self._cache_tools_list:
+            tools: list[MCPTool] = []
+            cursor: str | None = None
+            with self._bind():
+                for _ in range(MAX_LIST_PAGES):
+                    page = await client.list_tools(cursor=cursor)
+                    tools.extend(page.tools)
+                    cursor = page.next_cursor
+                    if cursor is None:
+                        break
+            self._tools = self._shared.tools = tools
+        # Shallow copies keep callers from renaming the cached tools; the SDK copies a schema before
+        # it changes one (deep copies cost more than the tool call on every model step).
+        return [tool.model_copy() for tool in self._tools]
+
+    async def call_tool(
+        self,
+        tool_name: str,
+        arguments: dict[str, Any] | None,
+        meta: dict[str, Any] | None = None,
+    ) -> CallToolResult:
+        client = self._connected()
+        with self._bind():
+            return await client.call_tool(tool_name, arguments, meta=cast(RequestParamsMeta | None, meta))
+
+    async def list_prompts(self) -> ListPromptsResult:
+        client = self._connected()
+        with self._bind():
+            return await client.list_prompts()
+
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None) -> GetPromptResult:
+        client = self._connected()
+        with self._bind():
+            return await client.get_prompt(name, arguments)
 
 
 class InProcessConnector:

@@ -22,6 +22,7 @@ from sqlmodel import col
 from event_handlers.models import ScheduledJob
 from mcp_server.db import Database
 from mcp_server.models import utcnow
+from mcp_server.publishing import sidecar_client
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,7 @@ class DaprJobScheduler:
         timeout: float = 5.0,
         host: str = "127.0.0.1",
     ) -> None:
-        headers = {"dapr-api-token": api_token} if api_token else {}
-        self._http = httpx.AsyncClient(
-            base_url=f"http://{host}:{port}", headers=headers, timeout=timeout, trust_env=False
-        )
+        self._http = sidecar_client(port=port, api_token=api_token, timeout=timeout, host=host)
         self._clock = clock
 
     async def schedule(self, name: str, due_at: datetime, data: dict[str, Any]) -> None:

@@ -18,6 +18,16 @@ log = logging.getLogger(__name__)
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 
 
+def sidecar_client(
+    *, port: int, api_token: str | None, timeout: float, host: str = "127.0.0.1"
+) -> httpx.AsyncClient:
+    """HTTP to the Dapr sidecar: `dapr-api-token` when one is set, no proxies (it is on loopback)."""
+    headers = {"dapr-api-token": api_token} if api_token else {}
+    return httpx.AsyncClient(
+        base_url=f"http://{host}:{port}", headers=headers, timeout=timeout, trust_env=False
+    )
+
+
 class PublishFailed(Exception):
     """Nothing was published (sidecar down, refused, or failed); retry later."""
 
@@ -44,10 +54,7 @@ class DaprPublisher:
         timeout: float = 5.0,
         host: str = "127.0.0.1",
     ) -> None:
-        headers = {"dapr-api-token": api_token} if api_token else {}
-        self._http = httpx.AsyncClient(
-            base_url=f"http://{host}:{port}", headers=headers, timeout=timeout, trust_env=False
-        )
+        self._http = sidecar_client(port=port, api_token=api_token, timeout=timeout, host=host)
         self._pubsub = pubsub
         self._topic = topic
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -200,7 +201,10 @@ def _lifespan(
                 yield
         finally:
             for close in core.closers:
-                await close()
+                try:
+                    await close()
+                except Exception:
+                    logging.getLogger(__name__).warning("a shutdown step failed", exc_info=True)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
