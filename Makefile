@@ -35,6 +35,10 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/mcp_tools.py
+	$(BIN)/python bench/events.py
+	$(BIN)/python bench/agent.py
+	$(BIN)/python bench/load.py
+	$(BIN)/python bench/reliability.py
 
 # Re-pin every dependency after changing pyproject.toml.
 lock: $(VENV)/.runtime
