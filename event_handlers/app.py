@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from event_handlers.deps import HandlerDeps
 from event_handlers.http import dapr_router, push_router
-from event_handlers.push import hub_from, replay_from
+from event_handlers.push import DatabaseHistory, hub_from
 from event_handlers.scheduling import DaprJobScheduler
 from event_handlers.subscriptions import HandlerName
 from mcp_server.auth import Authenticator
@@ -45,5 +45,5 @@ def create_handler_app(name: HandlerName, settings: Settings) -> FastAPI:
     app.include_router(health_router(db))
     app.include_router(dapr_router(name, deps, settings))
     if deps.hub is not None:
-        app.include_router(push_router(deps.hub, Authenticator(settings), replay_from(db)))
+        app.include_router(push_router(deps.hub, Authenticator(settings), DatabaseHistory(db)))
     return app

@@ -18,7 +18,7 @@ from event_handlers import reminders
 from event_handlers.deps import HandlerDeps
 from event_handlers.handlers import dispatch
 from event_handlers.intake import MAX_EVENT_BYTES, Outcome
-from event_handlers.push import CLOSE_UNAUTHORIZED, SUBPROTOCOL, PushHub, Replay
+from event_handlers.push import CLOSE_UNAUTHORIZED, SUBPROTOCOL, History, PushHub
 from event_handlers.subscriptions import JOB_ROUTE, SUBSCRIPTIONS, HandlerName, dapr_subscription
 from mcp_server.auth import Authenticator
 from mcp_server.errors import NotAuthenticated, StoreUnavailable
@@ -88,7 +88,7 @@ def dapr_router(name: HandlerName, deps: HandlerDeps, settings: Settings) -> API
     return router
 
 
-def push_router(hub: PushHub, auth: Authenticator, replay: Replay) -> APIRouter:
+def push_router(hub: PushHub, auth: Authenticator, history: History) -> APIRouter:
     router = APIRouter(tags=["push"])
 
     @router.websocket("/ws/tasks")
@@ -101,12 +101,12 @@ def push_router(hub: PushHub, auth: Authenticator, replay: Replay) -> APIRouter:
         subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
         if subprotocol and offered.index(SUBPROTOCOL) + 1 < len(offered):
             token = token or offered[offered.index(SUBPROTOCOL) + 1]
-        await websocket.accept(subprotocol=subprotocol)
         try:
             caller = await auth.caller(websocket.headers, token=token)
         except NotAuthenticated as error:
+            await websocket.accept(subprotocol=subprotocol)
             await websocket.close(CLOSE_UNAUTHORIZED, f"not authenticated: {error}"[:120])
             return
-        await hub.serve(websocket, caller.user_id, after=after, replay=replay)
+        await hub.serve(websocket, caller.user_id, after=after, history=history, subprotocol=subprotocol)
 
     return router

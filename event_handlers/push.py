@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -21,7 +20,7 @@ from event_handlers.deps import HandlerDeps
 from event_handlers.intake import Outcome, TaskEvent
 from event_handlers.metrics import WEBSOCKET_CONNECTIONS
 from mcp_server.db import Database
-from mcp_server.history import missed_events
+from mcp_server.history import latest_seq, missed_events
 from todo_chatbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,17 @@ CLOSE_TOO_BIG = 1009
 CLIENT_MESSAGE_MAX = 4096
 SUBPROTOCOL = "todo.bearer"
 
-Replay = Callable[[str, int], Awaitable[list[dict[str, Any]]]]
+
+class History(Protocol):
+    """Where a client's missed events come from (the audit log and the outbox)."""
+
+    async def replay(self, user_id: str, after: int) -> list[dict[str, Any]]:
+        """The user's events numbered above `after`, in order, each with its `seq`."""
+        ...
+
+    async def latest(self, user_id: str) -> int:
+        """The user's latest event number: a new client's starting point."""
+        ...
 
 
 @dataclass(eq=False)
@@ -64,7 +73,6 @@ class PushHub:
         self.heartbeat_seconds = heartbeat_seconds
         self.max_connections_per_user = max_connections_per_user
         self._connections: dict[str, set[Connection]] = {}
-        self._last_seq: dict[str, int] = {}
 
     def connections(self, user_id: str | None = None) -> int:
         if user_id is not None:
@@ -72,18 +80,28 @@ class PushHub:
         return sum(len(group) for group in self._connections.values())
 
     def publish(self, user_id: str, message: dict[str, Any]) -> None:
-        """Hand an event to the user's sockets (a repeated delivery of the same `seq` is ignored)."""
-        seq = int(message["seq"])
-        if seq <= self._last_seq.get(user_id, 0):
-            return
-        self._last_seq[user_id] = seq
+        """Hand an event to the user's sockets; each socket skips what it has sent and fills gaps."""
         for connection in list(self._connections.get(user_id, ())):
             connection.offer(message)
 
-    async def serve(self, websocket: WebSocket, user_id: str, *, after: int | None, replay: Replay) -> None:
-        """Stream a user's events to an accepted socket until it closes."""
+    async def serve(
+        self,
+        websocket: WebSocket,
+        user_id: str,
+        *,
+        after: int | None,
+        history: History,
+        subprotocol: str | None = None,
+    ) -> None:
+        """Accept the socket and stream the user's events until it closes.
+
+        The connection is registered (live events queue up) and, for a new client, its starting
+        point read, before the handshake completes: whatever the client does once connected comes
+        after that point, and nothing falls between the history and the live stream.
+        """
         group = self._connections.setdefault(user_id, set())
         if len(group) >= self.max_connections_per_user:
+            await websocket.accept(subprotocol=subprotocol)
             await websocket.close(
                 CLOSE_TOO_MANY, f"at most {self.max_connections_per_user} connections per user"
             )
@@ -91,7 +109,18 @@ class PushHub:
         connection = Connection(user_id, asyncio.Queue(self.queue_size))
         group.add(connection)  # buffer live events before replaying, so none falls in between
         WEBSOCKET_CONNECTIONS.inc()
-        streaming = asyncio.create_task(self._stream(websocket, connection, after, replay))
+        try:
+            start = await history.latest(user_id) if after is None else after
+            await websocket.accept(subprotocol=subprotocol)
+        except Exception:  # e.g. the database is down: no socket rather than one with a wrong start
+            WEBSOCKET_CONNECTIONS.dec()
+            group.discard(connection)
+            if not group:
+                self._connections.pop(user_id, None)
+            raise
+        streaming = asyncio.create_task(
+            self._stream(websocket, connection, start, after is not None, history)
+        )
         cut = asyncio.create_task(connection.cut_off.wait())
         try:
             done, _ = await asyncio.wait({streaming, cut}, return_when=asyncio.FIRST_COMPLETED)
@@ -111,13 +140,12 @@ class PushHub:
                 self._connections.pop(user_id, None)
 
     async def _stream(
-        self, websocket: WebSocket, connection: Connection, after: int | None, replay: Replay
+        self, websocket: WebSocket, connection: Connection, last: int, replaying: bool, history: History
     ) -> None:
-        last = after or 0
         reader = asyncio.create_task(self._read(websocket))
         try:
-            if after is not None:
-                for message in await replay(connection.user_id, after):
+            if replaying:  # a reconnecting client: what it missed first
+                for message in await history.replay(connection.user_id, last):
                     await websocket.send_json(message)
                     last = max(last, int(message["seq"]))
             while True:
@@ -134,9 +162,15 @@ class PushHub:
                     return
                 if getter in done:
                     message = getter.result()
-                    if int(message["seq"]) > last:
+                    seq = int(message["seq"])
+                    if seq > last + 1:  # out of order after a partial publish: fill the gap in
+                        for missed in await history.replay(connection.user_id, last):
+                            if last < int(missed["seq"]) < seq:
+                                await websocket.send_json(missed)
+                                last = int(missed["seq"])
+                    if seq > last:  # a repeat (redelivery) is sent only once
                         await websocket.send_json(message)
-                        last = int(message["seq"])
+                        last = seq
                 else:
                     await websocket.send_json({"type": "heartbeat", "seq": last})
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
@@ -166,14 +200,19 @@ def hub_from(settings: Settings) -> PushHub:
     )
 
 
-def replay_from(db: Database) -> Replay:
-    """What a reconnecting client missed, read from the audit log (and the outbox)."""
+class DatabaseHistory:
+    """`History` read from the database the service writes to."""
 
-    async def replay(user_id: str, after: int) -> list[dict[str, Any]]:
-        async with db.transaction() as session:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def replay(self, user_id: str, after: int) -> list[dict[str, Any]]:
+        async with self.db.transaction() as session:
             return await missed_events(session, user_id, after)
 
-    return replay
+    async def latest(self, user_id: str) -> int:
+        async with self.db.transaction() as session:
+            return await latest_seq(session, user_id)
 
 
 def push_message(event: TaskEvent) -> dict[str, Any]:

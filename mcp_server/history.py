@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from mcp_server.models import AuditEntry
+from mcp_server.models import AuditEntry, UserAccount
 from mcp_server.outbox import OUTBOX, document
 from mcp_server.schemas import OptionalText
 
@@ -43,6 +43,12 @@ async def audit_entries(
         statement = statement.where(col(AuditEntry.task_id) == str(task_id))
     statement = statement.order_by(col(AuditEntry.seq).desc()).limit(min(limit, HISTORY_MAX))
     return list((await session.scalars(statement)).all())
+
+
+async def latest_seq(session: AsyncSession, user_id: str) -> int:
+    """The sequence number of the user's latest event (0 before the first)."""
+    seq = await session.scalar(select(col(UserAccount.last_seq)).where(col(UserAccount.user_id) == user_id))
+    return int(seq or 0)
 
 
 async def missed_events(

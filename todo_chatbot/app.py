@@ -31,7 +31,7 @@ from event_handlers import reminders
 from event_handlers.bus import InProcessBus
 from event_handlers.deps import HandlerDeps
 from event_handlers.http import push_router
-from event_handlers.push import hub_from, replay_from
+from event_handlers.push import DatabaseHistory, hub_from
 from event_handlers.scheduling import EmbeddedScheduler
 from mcp_server.auth import Authenticator
 from mcp_server.db import Database
@@ -84,7 +84,12 @@ def dapr_publisher(settings: Settings) -> DaprPublisher:
 
 
 def add_relay(core: Core, publisher: EventPublisher) -> OutboxRelay:
-    relay = OutboxRelay(core.db, publisher, retention=timedelta(hours=core.settings.outbox_retention_hours))
+    relay = OutboxRelay(
+        core.db,
+        publisher,
+        retention=timedelta(hours=core.settings.outbox_retention_hours),
+        max_backoff_seconds=core.settings.relay_max_backoff_seconds,
+    )
     core.service.on_commit(relay.wake)
     core.background.append(relay.run)
     return relay
@@ -165,7 +170,7 @@ def create_app(
         app.state.relay = add_relay(core, publisher or InProcessBus(deps))
         app.state.scheduler, app.state.hub = scheduler, hub
         core.background.append(scheduler.run)
-        app.include_router(push_router(hub, core.auth, replay_from(core.db)))
+        app.include_router(push_router(hub, core.auth, DatabaseHistory(core.db)))
         connector = in_process_connector(
             core.mcp, lambda user: acting_as(Caller(user.user_id, user.timezone))
         )

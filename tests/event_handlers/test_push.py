@@ -36,7 +36,7 @@ async def app_and_url(sqlite_url: str) -> AsyncIterator[tuple[FastAPI, str]]:
         database_url=sqlite_url,
         auth_secret=TEST_SECRET,
         ws_heartbeat_seconds=0.3,
-        ws_queue_size=4,
+        ws_queue_size=8,
         ws_max_connections_per_user=2,
     )
     app = create_app(settings)
@@ -95,7 +95,7 @@ async def test_a_slow_client_is_cut_off_without_slowing_the_others(app_and_url: 
         await eventually(lambda: hub.connections("sharer") == 2)
         for seq in range(1, 151):
             hub.publish("sharer", {"type": "task.updated", "seq": seq, "data": {"padding": padding}})
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
         await asyncio.wait_for(reader, timeout=20)
         assert received == list(range(1, 151))  # the healthy client got everything, in order
         await eventually(lambda: hub.connections("sharer") == 0, timeout=5)  # the stuck one was cut off
