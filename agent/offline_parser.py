@@ -1139,18 +1139,18 @@ _PRIORITY_PATTERNS = [
 _PRIORITIZE = re.compile(r"(?P<verb>prioriti[sz]e|deprioriti[sz]e|escalate)\s+(?P<ref>.+)", _I)
 _TAG_ADD_PATTERNS = [
     re.compile(
-        r"(?:add\s+(?:the\s+)?tags?|add|put)\s+(?P<tags>#\S+(?:(?:\s*,\s*|\s+and\s+|\s+)#\S+)*)\s+"
+        r"(?:add\s+(?:the\s+)?tags?|add|put)\s+(?P<tags>#[^\s,#]+(?:(?:\s*,\s*|\s+and\s+|\s+)#[^\s,#]+)*)\s+"
         r"(?:to|on)\s+(?P<ref>.+)",
         _I,
     ),
     re.compile(rf"add\s+(?:the\s+)?tags?\s+(?P<tags>{_TAG_LIST})\s+(?:to|on)\s+(?P<ref>.+)", _I),
     re.compile(r"tag\s+(?P<ref>.+?)\s+(?:with|as|under)\s+(?P<tags>.+)", _I),
-    re.compile(r"tag\s+(?P<ref>.+?)\s+(?P<tags>#\S+(?:(?:\s*,\s*|\s+and\s+|\s+)#\S+)*)", _I),
+    re.compile(r"tag\s+(?P<ref>.+?)\s+(?P<tags>#[^\s,#]+(?:(?:\s*,\s*|\s+and\s+|\s+)#[^\s,#]+)*)", _I),
     re.compile(r"tag\s+(?P<ref>.+)\s+(?P<tags>[a-z0-9][\w-]{0,39})", _I),
 ]
 _TAG_REMOVE_PATTERNS = [
     re.compile(
-        r"(?:remove|delete|drop|take\s+off|clear)\s+(?:the\s+)?(?:tags?\s+)?(?P<tags>#\S+(?:(?:\s*,\s*|\s+and\s+|\s+)#\S+)*)"
+        r"(?:remove|delete|drop|take\s+off|clear)\s+(?:the\s+)?(?:tags?\s+)?(?P<tags>#[^\s,#]+(?:(?:\s*,\s*|\s+and\s+|\s+)#[^\s,#]+)*)"
         r"\s+(?:from|on|off)\s+(?P<ref>.+)",
         _I,
     ),
