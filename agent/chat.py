@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -341,6 +342,10 @@ def _field(raw: object, key: str) -> Any:
     return getattr(raw, key, None)
 
 
+# Control characters (but tab, newline, carriage return) and lone surrogates: not text a person typed.
+_UNUSABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
 def valid_zone(name: str) -> bool:
     try:
         ZoneInfo(name)
@@ -471,6 +476,8 @@ class ChatService:
         limit = self.config.max_message_chars
         if not 1 <= len(text) <= limit:
             raise ChatInputError("message", f"must be 1-{limit} characters after trimming (got {len(text)})")
+        if _UNUSABLE.search(text):
+            raise ChatInputError("message", "must not contain control characters or lone surrogates")
         zone = (timezone or "").strip() or user.timezone or DEFAULT_TIMEZONE
         if not valid_zone(zone):
             raise ChatInputError(

@@ -202,6 +202,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _plausible_id(conversation_id: str) -> bool:
+    """Whether it could be one of ours: printable and short (anything else cannot exist)."""
+    return (
+        1 <= len(conversation_id) <= CONVERSATION_ID_CHARS
+        and conversation_id.isprintable()
+        and (conversation_id.isascii())
+    )
+
+
 def new_conversation_id() -> str:
     """A UUIDv7 string, so ids sort by creation time."""
     return str(uuid7())
@@ -264,7 +273,7 @@ class ConversationStore:
 
     async def get(self, user_id: str, conversation_id: str) -> Conversation | None:
         """The user's conversation, or None when it is missing or someone else's."""
-        if not 1 <= len(conversation_id) <= CONVERSATION_ID_CHARS:
+        if not _plausible_id(conversation_id):
             return None
         query = select(conversations).where(
             conversations.c.id == conversation_id, conversations.c.user_id == user_id
@@ -301,7 +310,7 @@ class ConversationStore:
 
     async def delete(self, user_id: str, conversation_id: str) -> bool:
         """Forget the conversation and its turns; False when the user has no such conversation."""
-        if not 1 <= len(conversation_id) <= CONVERSATION_ID_CHARS:
+        if not _plausible_id(conversation_id):
             return False
         statement = delete(conversations).where(
             conversations.c.id == conversation_id, conversations.c.user_id == user_id

@@ -89,8 +89,8 @@ class Authenticator:
         except jwt.InvalidTokenError:
             raise NotAuthenticated("the token's signature or claims are not valid") from None
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not 1 <= len(subject) <= 255:
-            raise NotAuthenticated("the token's `sub` must be a user id of 1-255 characters")
+        if not isinstance(subject, str) or not 1 <= len(subject) <= 255 or not subject.isprintable():
+            raise NotAuthenticated("the token's `sub` must be a user id of 1-255 printable characters")
         return subject, float(claims["exp"]) + LEEWAY_SECONDS
 
     async def caller(self, headers: Mapping[str, str], *, token: str | None = None) -> Caller:

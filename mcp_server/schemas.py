@@ -6,11 +6,12 @@ need the caller's time zone and clock (dates, reminders, repeats) are applied by
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 4_000
@@ -18,15 +19,33 @@ TAGS_MAX = 20
 TAG_MAX = 40
 QUERY_MAX = 200
 PAGE_MAX = 100
-PHRASE_MAX = 200
+PHRASE_MAX = 100  # the longest date, reminder or repeat phrase understood (mcp_server.dates.MAX_PHRASE)
+TAGS_SENT_MAX = 100  # tags one request may name (before de-duplication)
 
 Priority = Literal["none", "low", "medium", "high", "urgent"]
 PRIORITIES: tuple[Priority, ...] = ("none", "low", "medium", "high", "urgent")
 Status = Literal["open", "done", "all"]
 SortKey = Literal["due", "priority", "created", "updated", "title"]
 
+# Control characters (but tab, newline, carriage return) and lone surrogates: neither a database nor
+# a person can use them, and PostgreSQL refuses NUL outright.
+_UNUSABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def usable_text(value: str) -> str:
+    """`value` if it is text a person could have typed; ValueError naming the rule otherwise."""
+    found = _UNUSABLE.search(value)
+    if found is not None:
+        raise ValueError(
+            f"must not contain control characters or lone surrogates (found U+{ord(found[0]):04X})"
+        )
+    return value
+
+
+Text = Annotated[str, AfterValidator(usable_text)]
 # Phrases resolved later in the user's time zone: "tomorrow 5pm", "30 minutes before", "every weekday".
-Phrase = Annotated[str, Field(max_length=PHRASE_MAX)]
+Phrase = Annotated[str, Field(max_length=PHRASE_MAX), AfterValidator(usable_text)]
+TagList = Annotated[list[str], Field(max_length=TAGS_SENT_MAX)]
 
 
 # Nullable output fields as `"type": [T, "null"]` rather than pydantic's `anyOf`: the same meaning,
@@ -42,7 +61,7 @@ OptionalId = Annotated[UUID | None, _nullable("string", format="uuid")]
 
 
 def clean_title(value: str) -> str:
-    title = " ".join(value.split())
+    title = " ".join(usable_text(value).split())
     if not 1 <= len(title) <= TITLE_MAX:
         raise ValueError(f"must be 1-{TITLE_MAX} characters after trimming (got {len(title)})")
     return title
@@ -51,7 +70,7 @@ def clean_title(value: str) -> str:
 def clean_description(value: str | None) -> str | None:
     if value is None:
         return None
-    text = value.strip()
+    text = usable_text(value).strip()
     if len(text) > DESCRIPTION_MAX:
         raise ValueError(f"must be at most {DESCRIPTION_MAX} characters (got {len(text)})")
     return text or None
@@ -61,16 +80,15 @@ def clean_tags(values: list[str] | None, *, limit: int = TAGS_MAX) -> list[str] 
     """Lower-case, trimmed, without a leading '#', de-duplicated in first-seen order."""
     if values is None:
         return None
-    tags: list[str] = []
+    tags: dict[str, None] = {}  # ordered, with constant-time membership
     for raw in values:
-        tag = " ".join(raw.strip().lstrip("#").lower().split())
+        tag = " ".join(usable_text(raw).strip().lstrip("#").lower().split())
         if not 1 <= len(tag) <= TAG_MAX:
             raise ValueError(f"each tag must be 1-{TAG_MAX} characters (got {raw[:50]!r})")
-        if tag not in tags:
-            tags.append(tag)
+        tags[tag] = None
     if len(tags) > limit:
         raise ValueError(f"at most {limit} tags per task (got {len(tags)})")
-    return tags
+    return list(tags)
 
 
 class TaskFields(BaseModel):
@@ -100,7 +118,7 @@ class TaskFields(BaseModel):
 
 class TaskCreate(TaskFields):
     title: str = Field(description=f"What to do, 1-{TITLE_MAX} characters.")
-    tags: list[str] | None = Field(None, description=f"Up to {TAGS_MAX} labels such as 'work' or 'errands'.")
+    tags: TagList | None = Field(None, description=f"Up to {TAGS_MAX} labels such as 'work' or 'errands'.")
 
     @field_validator("title")
     @classmethod
@@ -117,9 +135,9 @@ class TaskPatch(TaskFields):
     """A partial change. For `description`, `due`, `remind` and `repeat`, an empty string clears the field."""
 
     title: str | None = None
-    tags: list[str] | None = Field(None, description="Replace all tags with these.")
-    add_tags: list[str] | None = Field(None, description="Tags to add.")
-    remove_tags: list[str] | None = Field(None, description="Tags to remove.")
+    tags: TagList | None = Field(None, description="Replace all tags with these.")
+    add_tags: TagList | None = Field(None, description="Tags to add.")
+    remove_tags: TagList | None = Field(None, description="Tags to remove.")
 
     @field_validator("title")
     @classmethod
@@ -145,14 +163,14 @@ class TaskQuery(BaseModel):
 
     status: Status = "open"
     priority: Priority | None = None
-    tag: str | None = Field(None, max_length=TAG_MAX)
+    tag: Text | None = Field(None, max_length=TAG_MAX)
     due_before: Phrase | None = None
     due_after: Phrase | None = None
     overdue: bool | None = None
-    query: str | None = Field(None, max_length=QUERY_MAX)
+    query: Text | None = Field(None, max_length=QUERY_MAX)
     sort: SortKey = "due"
     limit: int = Field(20, ge=1, le=PAGE_MAX)
-    cursor: str | None = Field(None, max_length=200)
+    cursor: Text | None = Field(None, max_length=200)
 
 
 class TaskOut(BaseModel):
