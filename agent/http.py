@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, Security, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.chat import (
     ChatEvent,
@@ -38,6 +39,12 @@ class Unauthenticated(Exception):
 
 
 # ------------------------------------------------------------------------------------ schemas
+
+
+class ConversationQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is a mistake worth a 422
+
+    limit: int = Field(50, ge=1, le=LIST_LIMIT_MAX, description="At most this many, newest first.")
 
 
 class ChatRequest(BaseModel):
@@ -104,7 +111,19 @@ Server-Sent Events, in order: `conversation` `{"conversation_id"}`; then any num
 on failure `error` `{"kind", "message", "status"}`; finally `done` `{"conversation_id", "reply"}`.
 Lines starting with `:` are keep-alive comments."""
 
+# One event of the stream (each `data` is a JSON object as a string).
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": SSE_DESCRIPTION,
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": ["conversation", "delta", "tool_call", "tool_result", "error", "done"]},
+        "data": {"type": "string"},
+    },
+}
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not valid JSON (or not UTF-8)."},
     401: {"description": "Missing or invalid bearer token."},
     404: {"description": "No such conversation for this user."},
     422: {"description": "A field broke a rule; the body names the field and the rule."},
@@ -164,7 +183,8 @@ def chat_router(service: ChatService, authenticate: Authenticate) -> APIRouter:
             ) from None
 
     authenticated = Depends(current_user)
-    router = APIRouter(prefix="/api", tags=["chat"], responses=_ERRORS)
+    bearer = Security(HTTPBearer(auto_error=False, description="A JWT; `sub` is the user id."))
+    router = APIRouter(prefix="/api", tags=["chat"], responses=_ERRORS, dependencies=[bearer])
 
     @router.post(
         "/chat",
@@ -173,9 +193,7 @@ def chat_router(service: ChatService, authenticate: Authenticate) -> APIRouter:
         responses={
             200: {
                 "description": "With `stream=true` (default) an SSE stream; with `stream=false` one JSON.",
-                "content": {
-                    "text/event-stream": {"schema": {"type": "string", "description": SSE_DESCRIPTION}}
-                },
+                "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
             }
         },
     )
@@ -209,13 +227,10 @@ def chat_router(service: ChatService, authenticate: Authenticate) -> APIRouter:
 
     @router.get("/conversations", response_model=list[ConversationOut], summary="The user's conversations")
     async def list_conversations(
-        limit: Annotated[
-            int, Query(ge=1, le=LIST_LIMIT_MAX, description="At most this many, newest first.")
-        ] = 50,
-        user: ChatUser = authenticated,
+        query: Annotated[ConversationQuery, Query()], user: ChatUser = authenticated
     ) -> Response:
         try:
-            found = await service.conversations(user, limit=limit)
+            found = await service.conversations(user, limit=query.limit)
         except MemoryUnavailable as error:
             return _unavailable(error)
         body = [

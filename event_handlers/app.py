@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from event_handlers.deps import HandlerDeps
 from event_handlers.http import dapr_router, push_router
+from event_handlers.intake import MAX_EVENT_BYTES
 from event_handlers.push import DatabaseHistory, hub_from
 from event_handlers.scheduling import DaprJobScheduler
 from event_handlers.subscriptions import HandlerName
@@ -18,6 +19,10 @@ from mcp_server.http import health_router
 from mcp_server.service import TaskService
 from mcp_server.telemetry import TraceMiddleware, trace_context
 from todo_chatbot.settings import Settings
+
+# Deliveries up to this size reach the routes, which drop an oversized event to the dead-letter
+# topic (an HTTP 413 would make the sidecar retry it instead).
+DELIVERY_BODY_MAX = 4 * MAX_EVENT_BYTES
 
 
 def create_handler_app(name: HandlerName, settings: Settings) -> FastAPI:
@@ -39,7 +44,12 @@ def create_handler_app(name: HandlerName, settings: Settings) -> FastAPI:
             await scheduler.aclose()
         await db.dispose()
 
-    app = FastAPI(title=f"Todo Chatbot {name} handler", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title=f"Todo Chatbot {name} handler",
+        version="0.1.0",
+        max_body_size=DELIVERY_BODY_MAX,
+        lifespan=lifespan,
+    )
     app.state.deps = deps
     app.add_middleware(TraceMiddleware)
     app.include_router(health_router(db))

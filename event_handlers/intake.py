@@ -82,7 +82,10 @@ class Malformed:
 
 def parse(body: bytes | str | dict[str, Any]) -> TaskEvent | Malformed:
     """A delivery (raw bytes from the sidecar, or a dict on the in-process bus) as a `TaskEvent`."""
-    raw = body if isinstance(body, bytes | str) else json.dumps(body)
+    try:
+        raw = body if isinstance(body, bytes | str) else json.dumps(body)
+    except (ValueError, TypeError, RecursionError):
+        return Malformed("event cannot be written as JSON")
     if len(raw) > MAX_EVENT_BYTES:
         return Malformed(f"event larger than {MAX_EVENT_BYTES} bytes")
     try:

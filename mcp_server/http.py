@@ -9,8 +9,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -29,12 +32,19 @@ from mcp_server.tools import CALLER_SCOPE_KEY
 RETRY_AFTER_SECONDS = "2"
 MCP_MAX_BODY_BYTES = 256 * 1024
 
+REQUEST_BODY_MAX = 256 * 1024  # bytes; a task is a few KiB at most
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not valid JSON (or not UTF-8)."},
     401: {"description": "Missing or invalid bearer token."},
     404: {"description": "No such task for this user."},
     422: {"description": "An argument broke a rule; the body names the field and the rule."},
     503: {"description": "The database is unreachable; nothing changed; retry after `Retry-After` seconds."},
 }
+
+
+# Documents the bearer scheme in OpenAPI; `caller_dependency` does the checking.
+BEARER = Security(HTTPBearer(auto_error=False, description="A JWT; `sub` is the user id."))
 
 
 def caller_dependency(auth: Authenticator) -> Any:
@@ -45,7 +55,7 @@ def caller_dependency(auth: Authenticator) -> Any:
 
 
 def task_router(service: TaskService, auth: Authenticator) -> APIRouter:
-    router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=_ERRORS)
+    router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=_ERRORS, dependencies=[BEARER])
     authenticated = caller_dependency(auth)
 
     @router.get("", response_model=TaskPage, summary="List or search tasks")
@@ -108,6 +118,15 @@ def health_router(db: Database) -> APIRouter:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Domain errors as HTTP answers: 422 naming the field, 404, 401, 503 with Retry-After."""
+
+    @app.exception_handler(RequestValidationError)
+    async def unreadable(request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer, without echoing what was refused (a 2 MB title need not come back).
+        detail = [
+            {key: value for key, value in item.items() if key not in ("input", "ctx", "url")}
+            for item in error.errors()[:20]
+        ]
+        return JSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
 
     @app.exception_handler(InvalidInput)
     async def invalid(request: Request, error: InvalidInput) -> JSONResponse:

@@ -36,7 +36,7 @@ from event_handlers.scheduling import EmbeddedScheduler
 from mcp_server.auth import Authenticator
 from mcp_server.db import Database
 from mcp_server.errors import NotAuthenticated
-from mcp_server.http import McpEndpoint, health_router, install_error_handlers, task_router
+from mcp_server.http import REQUEST_BODY_MAX, McpEndpoint, health_router, install_error_handlers, task_router
 from mcp_server.models import utcnow
 from mcp_server.publishing import DaprPublisher, EventPublisher
 from mcp_server.relay import OutboxRelay
@@ -46,6 +46,10 @@ from mcp_server.tools import acting_as, build_mcp_server
 from todo_chatbot.settings import Settings
 
 Role = Literal["embedded", "mcp-server", "agent"]
+
+# How uvicorn serves our apps. wsproto for WebSockets: it answers an oversized handshake (a long
+# token, say) with a 4xx at once, where websockets-sansio leaves the connection hanging.
+SERVER_OPTIONS: dict[str, Any] = {"ws": "wsproto", "ws_max_size": 64 * 1024, "log_config": None}
 
 
 def is_loopback(host: str) -> bool:
@@ -150,6 +154,7 @@ def create_app(
     core = build_core(settings, source=f"/todo-chatbot/{role}", clock=clock)
     mcp_endpoint = McpEndpoint(core.mcp, core.auth, loopback=is_loopback(host))
     app = FastAPI(
+        max_body_size=REQUEST_BODY_MAX,
         title="Todo Chatbot",
         version="0.1.0",
         summary="Tasks you manage by talking to an agent; MCP at /mcp.",
@@ -185,7 +190,13 @@ def create_agent_app(settings: Settings, *, clock: Callable[[], datetime] = utcn
     """The chat API and web UI alone, as in Kubernetes: tools over Streamable HTTP at `MCP_URL`."""
     db = Database(settings.database_url)
     core = Core(settings, db, TaskService(db), Authenticator(settings), MCPServer("unused"))
-    app = FastAPI(title="Todo Chatbot agent", version="0.1.0", lifespan=_lifespan(core, None))
+    app = FastAPI(
+        title="Todo Chatbot agent",
+        version="0.1.0",
+        max_body_size=REQUEST_BODY_MAX,
+        lifespan=_lifespan(core, None),
+    )
+    install_error_handlers(app)
     app.state.core = core
     app.add_middleware(TraceMiddleware)
     app.include_router(health_router(db))
