@@ -12,7 +12,7 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel
 
 from mcp_server.http import McpEndpoint
-from todo_chatbot.app import create_app
+from todo_chatbot.app import SERVER_OPTIONS, create_app
 from todo_chatbot.settings import Settings
 
 
@@ -46,4 +46,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(bench_app(), host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(bench_app(), host="127.0.0.1", port=args.port, log_level="warning", **SERVER_OPTIONS)

@@ -16,6 +16,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from starlette.types import ASGIApp
 
+from todo_chatbot.app import SERVER_OPTIONS
+
 TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 
 
@@ -30,7 +32,7 @@ async def serving(app: ASGIApp, *, port: int | None = None) -> AsyncIterator[str
     """Serve `app` with uvicorn on 127.0.0.1 in this event loop; yields its base URL."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **SERVER_OPTIONS)
     )
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 15
