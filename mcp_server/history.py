@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,15 +35,42 @@ class TaskHistory(BaseModel):
     entries: list[HistoryEntry]
 
 
-async def audit_entries(
+@dataclass(frozen=True)
+class Recorded:
+    """An event as the history shows it."""
+
+    seq: int
+    type: str
+    task_id: str
+    at: datetime
+    event: dict[str, Any]
+
+
+async def recorded_events(
     session: AsyncSession, user_id: str, task_id: uuid.UUID | None, limit: int
-) -> list[AuditEntry]:
-    """Newest first: one task's events, or the user's recent activity."""
-    statement = select(AuditEntry).where(col(AuditEntry.user_id) == user_id)
+) -> list[Recorded]:
+    """Newest first: one task's events, or the user's recent activity.
+
+    From the audit log, completed from the outbox with what the audit handler has not recorded yet
+    (it lags behind commits, and while the sidecar is down it sees nothing at all).
+    """
+    limit = min(limit, HISTORY_MAX)
+    audited = select(AuditEntry).where(col(AuditEntry.user_id) == user_id)
+    pending = select(OUTBOX.c.seq, OUTBOX.c.event_type, OUTBOX.c.payload, OUTBOX.c.created_at).where(
+        OUTBOX.c.user_id == user_id
+    )
     if task_id is not None:
-        statement = statement.where(col(AuditEntry.task_id) == str(task_id))
-    statement = statement.order_by(col(AuditEntry.seq).desc()).limit(min(limit, HISTORY_MAX))
-    return list((await session.scalars(statement)).all())
+        audited = audited.where(col(AuditEntry.task_id) == str(task_id))
+        pending = pending.where(OUTBOX.c.payload["subject"].as_string() == str(task_id))
+    found: dict[int, Recorded] = {
+        entry.seq: Recorded(entry.seq, entry.event_type, entry.task_id, entry.occurred_at, entry.event)
+        for entry in await session.scalars(audited.order_by(col(AuditEntry.seq).desc()).limit(limit))
+    }
+    for seq, kind, payload, created_at in await session.execute(
+        pending.order_by(OUTBOX.c.seq.desc()).limit(limit)
+    ):
+        found.setdefault(seq, Recorded(seq, kind, str(payload.get("subject")), created_at, payload))
+    return [found[seq] for seq in sorted(found, reverse=True)[:limit]]
 
 
 async def latest_seq(session: AsyncSession, user_id: str) -> int:

@@ -43,7 +43,7 @@ from mcp_server.events import (
     task_data,
 )
 from mcp_server.history import HistoryEntry, TaskHistory
-from mcp_server.models import AuditEntry, Priority, Task, UserAccount, utcnow
+from mcp_server.models import Priority, Task, UserAccount, utcnow
 from mcp_server.schemas import (
     PRIORITIES,
     DeletedTask,
@@ -299,7 +299,7 @@ class TaskService:
         wanted = None if task_id is None else parse_task_id(task_id)
         async with self.db.transaction() as session:
             tz = await self._zone(session, caller)
-            entries = await history.audit_entries(session, caller.user_id, wanted, limit)
+            entries = await history.recorded_events(session, caller.user_id, wanted, limit)
         if wanted is not None and not entries:
             raise TaskNotFound(wanted)
         return TaskHistory(entries=[_history_entry(entry, tz) for entry in entries])
@@ -602,18 +602,18 @@ _HISTORY_WORDS = {
 }
 
 
-def _history_entry(entry: AuditEntry, tz: ZoneInfo) -> HistoryEntry:
+def _history_entry(entry: history.Recorded, tz: ZoneInfo) -> HistoryEntry:
     data = entry.event.get("data") or {}
     changed = data.get("changed")
-    detail = _HISTORY_WORDS.get(entry.event_type, entry.event_type)
+    detail = _HISTORY_WORDS.get(entry.type, entry.type)
     if changed:
         detail += ": " + ", ".join(changed)
     return HistoryEntry(
         seq=entry.seq,
-        type=entry.event_type,
+        type=entry.type,
         task_id=uuid.UUID(entry.task_id),
         title=str(data.get("title", "")),
-        at=entry.occurred_at.astimezone(tz),
+        at=entry.at.astimezone(tz),
         changed=changed,
         detail=detail,
     )
