@@ -68,6 +68,7 @@ class OutboxRelay:
         self.stats = RelayStats()
         self._wake = asyncio.Event()
         self._backoff = 0.0
+        self._held: dict[str, tuple[float, float]] = {}  # user id -> (retry at, delay) after a failure
         self._last_prune = 0.0
 
     def wake(self) -> None:
@@ -116,37 +117,55 @@ class OutboxRelay:
             await self.drain()
             await self._measure_backlog()
             await self._prune_now_and_then()
-            if self._backoff:  # failing: wait the backoff out, whatever commits happen meanwhile
+            if self._backoff:  # the sidecar or the database is down: wait the backoff out
                 await asyncio.sleep(self._backoff)
                 continue
+            timeout = self.poll_seconds
+            if self._held:  # some users' events wait for their retry time
+                timeout = min(timeout, max(0.0, min(at for at, _ in self._held.values()) - self._now()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
     async def drain(self) -> int:
-        """Publish everything pending, oldest first; stops at the first round with a failure."""
+        """Publish everything pending that may go now, oldest first.
+
+        A user whose events fail to publish is held back for a while (doubling up to the maximum
+        backoff) while everyone else's events go on; when nothing could be published at all (the
+        database or the sidecar is down), the whole relay backs off.
+        """
         total = 0
         while True:
-            published, failed = await self._round()
+            published, down = await self._round()
             total += published
-            if failed:
+            if down:
                 self._backoff = min(max(self._backoff * 2, 0.25), self.max_backoff_seconds)
                 return total
             self._backoff = 0.0
             if published == 0:
                 return total
 
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _hold(self, user_id: str) -> None:
+        _, delay = self._held.get(user_id, (0.0, 0.0))
+        delay = min(max(delay * 2, 0.25), self.max_backoff_seconds)
+        self._held[user_id] = (self._now() + delay, delay)
+
+    def _held_now(self) -> list[str]:
+        now = self._now()
+        return [user for user, (retry_at, _) in self._held.items() if retry_at > now]
+
     async def _round(self) -> tuple[int, bool]:
-        """One batch: each user's events in order (users in parallel). Returns (published, any failure)."""
+        """One batch: each user's events in order (users in parallel). Returns (published, all down)."""
+        pending = select(OUTBOX.c.id, OUTBOX.c.user_id, OUTBOX.c.seq, OUTBOX.c.payload).where(
+            OUTBOX.c.published_at.is_(None)
+        )
+        if held := self._held_now():
+            pending = pending.where(OUTBOX.c.user_id.not_in(held))
         try:
             async with self.db.sessions() as session:
-                rows = (
-                    await session.execute(
-                        select(OUTBOX.c.id, OUTBOX.c.user_id, OUTBOX.c.seq, OUTBOX.c.payload)
-                        .where(OUTBOX.c.published_at.is_(None))
-                        .order_by(OUTBOX.c.id)
-                        .limit(self.batch_size)
-                    )
-                ).all()
+                rows = (await session.execute(pending.order_by(OUTBOX.c.id).limit(self.batch_size))).all()
         except Exception as error:
             if is_unavailable(error):
                 self._note_failure(f"database unavailable: {type(error).__name__}")
@@ -177,13 +196,19 @@ class OutboxRelay:
             return done, False
 
         results = await asyncio.gather(*(publish_user(user, items) for user, items in by_user.items()))
+        failed_users = []
+        for user_id, (_, failed) in zip(by_user, results, strict=True):
+            if failed:
+                self._hold(user_id)
+                failed_users.append(by_user[user_id][0][0])
+            else:
+                self._held.pop(user_id, None)
         published = [row_id for done, _ in results for row_id in done]
-        failed = any(failure for _, failure in results)
         if published:
             await self._mark_published(published)
-        if failed:
-            await self._count_attempt([items[0][0] for items in by_user.values()])
-        return len(published), failed
+        if failed_users:
+            await self._count_attempt(failed_users)
+        return len(published), not published and len(failed_users) == len(by_user)
 
     async def _measure_backlog(self) -> None:
         """The backlog gauges: unpublished rows and the age of the oldest (after each pass)."""

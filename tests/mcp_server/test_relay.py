@@ -183,6 +183,8 @@ async def test_one_failing_user_does_not_hold_back_others(
             )
         ).all()
     assert set(pending) == {stuck.user_id} and len(pending) == backlog
+    assert await relay.drain() == 0  # held back for its retry delay, while others went on
+    await asyncio.sleep(0.1)
     await relay.drain()
     async with db.sessions() as session:
         assert not (
@@ -192,3 +194,35 @@ async def test_one_failing_user_does_not_hold_back_others(
                 )
             )
         ).all()
+
+
+class Refusing:
+    """A publisher that never takes one user's events (a poison event, say)."""
+
+    def __init__(self, refused: str) -> None:
+        self.refused = refused
+        self.published: list[str] = []
+
+    async def publish(self, user_id: str, events: Sequence[dict[str, Any]]) -> set[str]:
+        from mcp_server.publishing import PublishFailed
+
+        if user_id == self.refused:
+            raise PublishFailed("never")
+        self.published.extend(str(event["subject"]) for event in events)
+        return {str(event["id"]) for event in events}
+
+
+async def test_a_stuck_user_does_not_delay_everyone_else(db: Database, new_caller: Any) -> None:
+    stuck, other = new_caller(), new_caller()
+    service = TaskService(db)
+    refusing = Refusing(stuck.user_id)
+    relay = OutboxRelay(db, refusing, poll_seconds=60, max_backoff_seconds=30)
+    service.on_commit(relay.wake)
+    await service.create(stuck, TaskCreate(title="poison"))
+    async with running(relay):
+        await asyncio.sleep(1.0)  # the stuck user's retries back off, doubling
+        for index in range(3):
+            task = await service.create(other, TaskCreate(title=f"prompt {index}"))
+            started = time.monotonic()
+            await eventually(lambda task=task: str(task.id) in refusing.published, timeout=5)
+            assert time.monotonic() - started < 1.0
