@@ -233,12 +233,12 @@ class OutboxRelay:
         log.warning("outbox publish failed: %s", message)
 
     async def _mark_published(self, ids: list[int]) -> None:
-        self.stats.published += len(ids)
-        OUTBOX_PUBLISHED.inc(len(ids))
         async with self.db.transaction() as session:
             await session.execute(
                 update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(published_at=self.clock())
             )
+        self.stats.published += len(ids)
+        OUTBOX_PUBLISHED.inc(len(ids))
 
     async def _count_attempt(self, ids: list[int]) -> None:
         with contextlib.suppress(Exception):  # bookkeeping only; the rows stay pending either way

@@ -110,6 +110,7 @@ async def test_failures_back_off_and_count_attempts(db: Database, new_caller: An
             assert mine(sidecar, caller.user_id) == []
             sidecar.heal()
             await eventually(lambda: len(mine(sidecar, caller.user_id)) == 1, timeout=15)
+            await eventually(lambda: relay.stats.published >= 1, timeout=15)  # and marked published
         async with db.sessions() as session:
             row = await session.scalar(select(OutboxEvent).where(OutboxEvent.user_id == caller.user_id))
         assert row is not None and row.published_at is not None and row.attempts >= 1

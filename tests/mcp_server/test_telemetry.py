@@ -61,10 +61,18 @@ async def test_metrics_count_requests_tools_outbox_and_handlers(embedded: str, n
             return samples((await http.get("/metrics")).text)
 
         after = await scrape()
+
+        def settled(now: dict[Any, float]) -> bool:  # handled, and marked published after that
+            return all(
+                value(now, name, **labels) > value(before, name, **labels)
+                for name, labels in (
+                    ("todo_handler_outcomes_total", {"handler": "audit", "outcome": "SUCCESS"}),
+                    ("todo_outbox_published_total", {}),
+                )
+            )
+
         for _ in range(400):  # the relay and the handlers run after the commit (allow for a busy machine)
-            if value(after, "todo_handler_outcomes_total", handler="audit", outcome="SUCCESS") > value(
-                before, "todo_handler_outcomes_total", handler="audit", outcome="SUCCESS"
-            ):
+            if settled(after):
                 break
             await asyncio.sleep(0.05)
             after = await scrape()
