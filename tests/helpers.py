@@ -75,3 +75,38 @@ async def eventually(condition: Callable[[], bool], *, timeout: float = 5.0, int
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+def start_serve(env: dict[str, str], port: int | None = None, *, attempts: int = 3) -> tuple[Any, str]:
+    """`todo-chatbot serve` as a subprocess; returns (process, base URL) once it answers.
+
+    A port picked free can be taken by another test before the server binds it: the server then
+    exits, and another port is tried (the answer checked is one only our app gives).
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = str(Path(sys.executable).with_name("todo-chatbot"))
+    for attempt in range(attempts):
+        chosen = port if port is not None and attempt == 0 else free_port()
+        process = subprocess.Popen(
+            [command, "serve", "--port", str(chosen)], env=env, stderr=subprocess.DEVNULL
+        )
+        base = f"http://127.0.0.1:{chosen}"
+        deadline = time.monotonic() + 60
+        try:
+            while process.poll() is None and time.monotonic() < deadline:
+                try:
+                    if httpx2.get(base + "/api/tasks", timeout=1).status_code in (200, 401):
+                        return process, base
+                except httpx2.HTTPError:
+                    pass
+                time.sleep(0.1)
+        except BaseException:
+            process.kill()
+            process.wait(timeout=10)
+            raise
+        process.kill()  # never leave a server running: its relay would serve other tests' outbox
+        process.wait(timeout=10)
+    raise RuntimeError("todo-chatbot serve did not start")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,35 +14,15 @@ from sqlalchemy import func, select
 
 from mcp_server.db import Database
 from mcp_server.models import AuditEntry, OutboxEvent
-from tests.helpers import free_port
+from tests.helpers import start_serve
 
 COMMAND = str(Path(sys.executable).with_name("todo-chatbot"))
-
-
-def start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([COMMAND, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    return process
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
-    except BaseException:
-        process.kill()  # never leave a server running: its relay would serve other tests' outbox
-        process.wait(timeout=10)
-        raise
 
 
 async def test_pending_reminders_survive_a_kill(database_url: str, tmp_path: Path) -> None:
     user = f"restart-{os.getpid()}-{tmp_path.name[-8:]}"
     env = {**os.environ, "DATABASE_URL": database_url, "AUTH_SECRET": "", "TODO_USER": user}
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = start(env, port)
+    process, base = start_serve(env)
     try:
         remind_at = (datetime.now(UTC) + timedelta(seconds=6)).replace(microsecond=0)
         ids = []
@@ -58,7 +37,7 @@ async def test_pending_reminders_survive_a_kill(database_url: str, tmp_path: Pat
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
 
-    process = start(env, port)
+    process, base = start_serve(env, port=int(base.rsplit(":", 1)[1]))  # on the same port if it is free
     try:
         time.sleep(max(0.0, (remind_at - datetime.now(UTC)).total_seconds()) + 2.0)
         history = httpx.get(base + f"/api/tasks/{ids[0]}/history", timeout=10).json()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import start_serve
 
 COMMAND = str(Path(sys.executable).with_name("todo-chatbot"))
 
@@ -57,21 +56,8 @@ def test_migrate_then_serve_embedded_on_sqlite(tmp_path: Path) -> None:
         "TODO_USER": "me",
     }
     assert run("migrate", env=env).returncode == 0
-    port = free_port()
-    server = subprocess.Popen(
-        [COMMAND, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_serve(env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "serve did not become ready"
-            time.sleep(0.2)
         created = httpx.post(base + "/api/tasks", json={"title": "Local user task"}, timeout=10)
         assert created.status_code == 201
         listed = httpx.get(base + "/api/tasks", timeout=10).json()
