@@ -15,7 +15,7 @@ from typing import Any
 
 from event_handlers.deps import HandlerDeps
 from event_handlers.handlers import dispatch
-from event_handlers.intake import Outcome
+from event_handlers.intake import Malformed, Outcome, TaskEvent, parse
 from event_handlers.models import DeadLetter
 from event_handlers.subscriptions import HANDLERS, SUBSCRIPTIONS, HandlerName
 from mcp_server.publishing import PublishFailed
@@ -29,15 +29,16 @@ class InProcessBus:
         self.handlers = tuple(handlers)
 
     async def publish(self, user_id: str, events: Sequence[dict[str, Any]]) -> set[str]:
+        parsed = [(event, parse(event)) for event in events]  # once, for every handler
         # The push handler needs no I/O: every event of the batch goes to the user's sockets first,
         # rather than waiting behind the database work of earlier events (it ignores repeats).
-        for event in events:
+        for event, intake in parsed:
             if "push" in self._targets(event):
-                await self._deliver("push", event)
+                await self._deliver("push", event, intake)
         delivered: set[str] = set()
-        for event in events:  # in order: a user's events reach each handler one after another
+        for event, intake in parsed:  # in order: a user's events reach each handler one after another
             targets = [name for name in self._targets(event) if name != "push"]
-            outcomes = await asyncio.gather(*(self._deliver(name, event) for name in targets))
+            outcomes = await asyncio.gather(*(self._deliver(name, event, intake) for name in targets))
             if any(outcome is Outcome.RETRY for outcome in outcomes):
                 if not delivered:
                     raise PublishFailed("a handler asked to retry")
@@ -50,8 +51,10 @@ class InProcessBus:
         wanted = [name for name in self.handlers if SUBSCRIPTIONS[name].wants(kind)]
         return wanted or list(self.handlers[:1])  # an unknown type still goes somewhere, to be dropped
 
-    async def _deliver(self, name: HandlerName, event: dict[str, Any]) -> Outcome:
-        outcome, reason = await dispatch(name, event, self.deps)
+    async def _deliver(
+        self, name: HandlerName, event: dict[str, Any], intake: TaskEvent | Malformed
+    ) -> Outcome:
+        outcome, reason = await dispatch(name, intake, self.deps)
         if outcome is Outcome.DROP:
             try:
                 await self._dead_letter(name, event, reason)

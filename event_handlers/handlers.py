@@ -33,9 +33,10 @@ HANDLERS: Final[dict[HandlerName, Handler]] = {
 
 
 async def dispatch(
-    name: HandlerName, body: bytes | str | dict[str, Any], deps: HandlerDeps
+    name: HandlerName, body: bytes | str | dict[str, Any] | TaskEvent | Malformed, deps: HandlerDeps
 ) -> tuple[Outcome, str]:
-    """Run handler `name` on a delivery: (outcome, reason).
+    """Run handler `name` on a delivery (or on an event the in-process bus parsed once for all
+    handlers): (outcome, reason).
 
     Malformed -> DROP; a type the handler does not act on -> SUCCESS; database or sidecar
     unreachable -> RETRY; any other failure -> DROP (a poison message must not block the user's
@@ -47,9 +48,9 @@ async def dispatch(
 
 
 async def _dispatch(
-    name: HandlerName, body: bytes | str | dict[str, Any], deps: HandlerDeps
+    name: HandlerName, body: bytes | str | dict[str, Any] | TaskEvent | Malformed, deps: HandlerDeps
 ) -> tuple[Outcome, str]:
-    event = parse(body)
+    event = body if isinstance(body, TaskEvent | Malformed) else parse(body)
     if isinstance(event, Malformed):
         log.warning("dropping a malformed event for %s: %s", name, event.reason)
         return Outcome.DROP, event.reason
