@@ -6,16 +6,18 @@ inserts nothing.
 
 from __future__ import annotations
 
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table
 
 from event_handlers.deps import HandlerDeps
 from event_handlers.intake import Outcome, TaskEvent
+from mcp_server.db import insert_ignoring
 from mcp_server.models import AuditEntry
+
+AUDIT: Table = AuditEntry.__table__  # type: ignore[attr-defined]
 
 
 async def handle(event: TaskEvent, deps: HandlerDeps) -> Outcome:
-    dialect = postgresql if deps.db.is_postgres else sqlite
-    row = dialect.insert(AuditEntry).values(
+    row = dict(
         user_id=event.user_id,
         seq=event.seq,
         event_id=event.id,
@@ -26,5 +28,5 @@ async def handle(event: TaskEvent, deps: HandlerDeps) -> Outcome:
         event=event.document,
     )
     async with deps.db.transaction() as session:
-        await session.execute(row.on_conflict_do_nothing())
+        await session.execute(insert_ignoring(AUDIT, deps.db.engine.dialect.name), row)
     return Outcome.SUCCESS

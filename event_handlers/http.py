@@ -21,7 +21,7 @@ from event_handlers.intake import MAX_EVENT_BYTES, Outcome
 from event_handlers.push import CLOSE_UNAUTHORIZED, SUBPROTOCOL, History, PushHub
 from event_handlers.subscriptions import JOB_ROUTE, SUBSCRIPTIONS, HandlerName, dapr_subscription
 from mcp_server.auth import Authenticator
-from mcp_server.errors import NotAuthenticated, StoreUnavailable
+from mcp_server.errors import NotAuthenticated
 from todo_chatbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,10 +79,8 @@ def dapr_router(name: HandlerName, deps: HandlerDeps, settings: Settings) -> API
                 data = json.loads(body) if body else None
             except ValueError:
                 data = None
-            try:
-                await reminders.trigger(name, data, deps)
-            except StoreUnavailable:
-                return JSONResponse({"detail": "database unavailable"}, status_code=500)
+            if not await reminders.trigger(name, data, deps):  # the sidecar retries per its policy
+                return JSONResponse({"detail": "could not fire the reminder now"}, status_code=500)
             return Response(status_code=200)
 
     return router

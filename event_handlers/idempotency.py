@@ -2,40 +2,44 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+from collections.abc import Sequence
+
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from event_handlers.models import ProcessedEvent
-from mcp_server.db import Database
+from mcp_server.db import Database, insert_ignoring
 from mcp_server.models import utcnow
 from mcp_server.service import Claim
+
+PROCESSED: Table = ProcessedEvent.__table__  # type: ignore[attr-defined]
+_SEEN = select(PROCESSED.c.consumer).where(
+    PROCESSED.c.consumer == bindparam("consumer"), PROCESSED.c.event_id == bindparam("key")
+)
 
 
 def claim(consumer: str, key: str) -> Claim:
     """A claim to run inside a transaction: True the first time, False for a duplicate."""
 
     async def run(session: AsyncSession) -> bool:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        statement = (
-            dialect.insert(ProcessedEvent)
-            .values(consumer=consumer, event_id=key, processed_at=utcnow())
-            .on_conflict_do_nothing()
-            .returning(col(ProcessedEvent.consumer))
-        )
-        return (await session.execute(statement)).first() is not None
+        return bool(await claim_many(session, consumer, [key]))
 
     return run
 
 
+async def claim_many(session: AsyncSession, consumer: str, keys: Sequence[str]) -> set[str]:
+    """Claim `keys` inside the caller's transaction: returns those claimed for the first time."""
+    if not keys:
+        return set()
+    now = utcnow()
+    statement = insert_ignoring(PROCESSED, session.get_bind().dialect.name).returning(PROCESSED.c.event_id)
+    rows = [{"consumer": consumer, "event_id": key, "processed_at": now} for key in keys]
+    return set((await session.scalars(statement, rows)).all())
+
+
 async def seen(db: Database, consumer: str, key: str) -> bool:
     async with db.transaction() as session:
-        found = await session.scalar(
-            select(col(ProcessedEvent.consumer)).where(
-                col(ProcessedEvent.consumer) == consumer, col(ProcessedEvent.event_id) == key
-            )
-        )
+        found = await session.scalar(_SEEN, {"consumer": consumer, "key": key})
     return found is not None
 
 

@@ -10,9 +10,13 @@ reminder time (a snooze sets a new time, which may fire again).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from event_handlers import idempotency
 from event_handlers.deps import HandlerDeps
@@ -20,6 +24,7 @@ from event_handlers.intake import Outcome, TaskEvent
 from event_handlers.metrics import REMINDERS_FIRED, REMINDERS_SCHEDULED, REMINDERS_STALE
 from event_handlers.subscriptions import REMINDER_JOB_PREFIX
 from mcp_server.events import TASK_UPDATED, epoch
+from mcp_server.service import DueReminder
 
 log = logging.getLogger(__name__)
 
@@ -69,36 +74,71 @@ async def reconcile(user_id: str, task_id: str, deps: HandlerDeps) -> None:
     REMINDERS_SCHEDULED.inc()
 
 
-async def trigger(name: str, data: Any, deps: HandlerDeps) -> bool:
-    """A due job (`POST /job/<name>` with the job's data). Always handled, unless the database is down.
+Job = tuple[str, Any]  # a due job: its name and its data
 
-    Stale, foreign or empty triggers are acknowledged and do nothing.
-    """
+
+def due_reminder(name: str, data: Any) -> tuple[str, DueReminder] | None:
+    """The (user id, reminder) a job trigger is for, or None when it is not one of ours."""
     task_id = name.removeprefix(REMINDER_JOB_PREFIX)
     if (
         not name.startswith(REMINDER_JOB_PREFIX)
         or not isinstance(data, dict)
         or data.get("taskId") != task_id
     ):
-        log.info("ignored a job trigger that is not one of ours: %r", name[:100])
-        return True
+        return None
     user_id, remind_at, version = data.get("userId"), data.get("remindAt"), data.get("version")
     if not isinstance(user_id, str) or not isinstance(remind_at, int) or not isinstance(version, int):
-        return True
+        return None
     try:
-        uuid.UUID(task_id)
+        return user_id, DueReminder(uuid.UUID(task_id), remind_at, version)
     except ValueError:
-        return True
-    fired = await deps.service.fire_reminder(
-        user_id,
-        task_id,
-        remind_at=remind_at,
-        version=version,
-        claim=idempotency.claim(FIRED, fired_key(task_id, remind_at)),
-    )
-    if fired:
-        REMINDERS_FIRED.inc()
-    else:
-        REMINDERS_STALE.inc()
-        log.info("stale or repeated reminder trigger for task %s", task_id)
-    return True
+        return None
+
+
+async def trigger(name: str, data: Any, deps: HandlerDeps) -> bool:
+    """A due job (`POST /job/<name>` with the job's data): True once handled (stale, foreign or
+    empty triggers are acknowledged and do nothing); False when it must be tried again (the
+    database is down)."""
+    return name in await trigger_many([(name, data)], deps)
+
+
+async def trigger_many(jobs: Sequence[Job], deps: HandlerDeps, concurrency: int = 16) -> set[str]:
+    """Jobs that fell due together (the embedded scheduler fires a batch): each user's reminders
+    in one transaction. Returns the names handled; the others failed and are to be retried."""
+    handled: set[str] = set()
+    by_user: dict[str, dict[str, DueReminder]] = {}
+    for name, data in jobs:
+        if (found := due_reminder(name, data)) is None:
+            log.info("ignored a job trigger that is not one of ours: %r", name[:100])
+            handled.add(name)
+        else:
+            user_id, reminder = found
+            by_user.setdefault(user_id, {})[name] = reminder
+    limit = asyncio.Semaphore(concurrency)
+
+    async def fire(user_id: str, due: dict[str, DueReminder]) -> None:
+        keys = {
+            reminder.task_id: fired_key(str(reminder.task_id), reminder.remind_at)
+            for reminder in due.values()
+        }
+
+        async def claim(session: AsyncSession, task_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+            claimed = await idempotency.claim_many(session, FIRED, [keys[task_id] for task_id in task_ids])
+            return {task_id for task_id in task_ids if keys[task_id] in claimed}
+
+        async with limit:
+            try:
+                fired = await deps.service.fire_reminders(user_id, list(due.values()), claim=claim)
+            except Exception as error:
+                log.warning(
+                    "could not fire %d reminders (%s); they will be retried", len(due), type(error).__name__
+                )
+                return
+        REMINDERS_FIRED.inc(len(fired))
+        if stale := len(due) - len(fired):
+            REMINDERS_STALE.inc(stale)
+            log.info("%d stale or repeated reminder triggers for user %s", stale, user_id)
+        handled.update(due)
+
+    await asyncio.gather(*(fire(user_id, due) for user_id, due in by_user.items()))
+    return handled

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, Insert, Table, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
@@ -25,6 +26,8 @@ from mcp_server.models import utcnow
 from mcp_server.publishing import sidecar_client
 
 log = logging.getLogger(__name__)
+
+JOBS: Table = ScheduledJob.__table__  # type: ignore[attr-defined]
 
 RETRY_INTERVAL = "3s"  # a protobuf Duration: "3s" and "0.5s" parse, "200ms" and "2m" do not
 MAX_RETRIES = 5
@@ -111,7 +114,9 @@ class DaprJobScheduler:
 
 # ---- embedded: durable timers --------------------------------------------------------------
 
-Trigger = Callable[[str, dict[str, Any]], Awaitable[bool]]  # True = handled (like a 2xx)
+# Called with jobs that fell due together, (name, data) each; returns the names handled (like a
+# 2xx). The others are retried.
+Trigger = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[set[str]]]
 
 
 class EmbeddedScheduler:
@@ -128,53 +133,54 @@ class EmbeddedScheduler:
         clock: Callable[[], datetime] = utcnow,
         max_attempts: int = 1 + MAX_RETRIES,
         retry_seconds: float = 3.0,
-        concurrency: int = 16,
+        batch_size: int = 500,
     ) -> None:
         self.db = db
         self.clock = clock
         self.max_attempts = max_attempts
         self.retry_seconds = retry_seconds
-        self.concurrency = concurrency
+        self.batch_size = batch_size
         self.trigger: Trigger | None = None
         self._wake = asyncio.Event()
+        self._timer_at: datetime | None = None  # when the timer goes off; None: no timer (or busy)
 
     async def schedule(self, name: str, due_at: datetime, data: dict[str, Any]) -> None:
-        values = {"name": name, "due_at": due_at, "data": data, "attempts": 0}
+        job = {
+            "name": name,
+            "due_at": due_at,
+            "data": data,
+            "attempts": 0,
+            "max_attempts": self.max_attempts,
+            "retry_seconds": self.retry_seconds,
+            "created_at": self.clock(),
+        }
         async with self.db.transaction() as session:
-            dialect = postgresql if self.db.is_postgres else sqlite
-            upsert = dialect.insert(ScheduledJob).values(
-                **values,
-                max_attempts=self.max_attempts,
-                retry_seconds=self.retry_seconds,
-                created_at=self.clock(),
-            )
-            await session.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=["name"], set_={"due_at": due_at, "data": data, "attempts": 0}
-                )
-            )
-        self._wake.set()
+            await session.execute(_upsert_job(self.db.engine.dialect.name), job)
+        if self._timer_at is None or due_at < self._timer_at:  # only an earlier job moves the timer
+            self._wake.set()
 
     async def delete(self, name: str) -> None:
+        """Remove the job (the timer may still go off for it, and then finds nothing due)."""
         async with self.db.transaction() as session:
             await session.execute(delete(ScheduledJob).where(col(ScheduledJob.name) == name))
-        self._wake.set()
 
     async def run(self) -> None:
         """Fire jobs as they fall due, until cancelled."""
         while True:
             self._wake.clear()
+            self._timer_at = None  # while firing, any new job wakes the loop again
             try:
                 next_due = await self.fire_due()
             except Exception as error:  # the database may be down: try again shortly
                 log.warning("job scheduler could not read its jobs (%s)", type(error).__name__)
                 next_due = self.clock() + timedelta(seconds=self.retry_seconds)
+            self._timer_at = next_due
             timeout = None if next_due is None else max(0.0, (next_due - self.clock()).total_seconds())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
     async def fire_due(self) -> datetime | None:
-        """Trigger every job due now; returns when the next one is due (None: no jobs)."""
+        """Trigger every job due now, in batches; returns when the next one is due (None: no jobs)."""
         now = self.clock()
         async with self.db.sessions() as session:
             due = list(
@@ -183,37 +189,58 @@ class EmbeddedScheduler:
                         select(ScheduledJob)
                         .where(col(ScheduledJob.due_at) <= now)
                         .order_by(col(ScheduledJob.due_at))
-                        .limit(1000)
+                        .limit(self.batch_size)
                     )
                 ).all()
             )
-        limit = asyncio.Semaphore(self.concurrency)
-
-        async def fire(job: ScheduledJob) -> None:
-            async with limit:
-                await self._fire(job)
-
-        await asyncio.gather(*(fire(job) for job in due))
+        if due:
+            await self._fire(due)
         async with self.db.sessions() as session:
             next_due: datetime | None = await session.scalar(select(func.min(col(ScheduledJob.due_at))))
         return next_due
 
-    async def _fire(self, job: ScheduledJob) -> None:
-        handled = False
+    async def _fire(self, jobs: list[ScheduledJob]) -> None:
+        handled: set[str] = set()
         if self.trigger is not None:
             try:
-                handled = await self.trigger(job.name, job.data)
+                handled = await self.trigger([(job.name, job.data) for job in jobs])
             except Exception as error:
-                log.warning("job %s failed (%s)", job.name, type(error).__name__)
-        # Only this version of the job: one rescheduled meanwhile stays.
-        same_job = (col(ScheduledJob.name) == job.name, col(ScheduledJob.due_at) == job.due_at)
+                log.warning("%d jobs failed (%s)", len(jobs), type(error).__name__)
+        failed = [job for job in jobs if job.name not in handled]
+        spent = [job for job in failed if job.attempts + 1 >= job.max_attempts]
+        for job in spent:
+            log.error("job %s dropped after %d attempts", job.name, job.attempts + 1)
+        retry = [job for job in failed if job.attempts + 1 < job.max_attempts]
+        done = [job for job in jobs if job.name in handled] + spent
+        retry_from = self.clock()
         async with self.db.transaction() as session:
-            if handled or job.attempts + 1 >= job.max_attempts:
-                if not handled:
-                    log.error("job %s dropped after %d attempts", job.name, job.attempts + 1)
-                await session.execute(delete(ScheduledJob).where(*same_job))
-            else:
-                retry_at = self.clock() + timedelta(seconds=job.retry_seconds)
+            if done:
+                await session.execute(delete(ScheduledJob).where(_these(done)))
+            for seconds in {job.retry_seconds for job in retry}:
+                again = [job for job in retry if job.retry_seconds == seconds]
                 await session.execute(
-                    update(ScheduledJob).where(*same_job).values(attempts=job.attempts + 1, due_at=retry_at)
+                    update(ScheduledJob)
+                    .where(_these(again))
+                    .values(
+                        attempts=ScheduledJob.attempts + 1,
+                        due_at=retry_from + timedelta(seconds=seconds),
+                    )
                 )
+
+
+@functools.cache
+def _upsert_job(dialect: str) -> Insert:
+    """Insert a job, or replace the due time and data of the job of that name (overwrite)."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(JOBS)
+    upsert: Insert = insert.on_conflict_do_update(
+        index_elements=["name"],
+        set_={"due_at": insert.excluded.due_at, "data": insert.excluded.data, "attempts": 0},
+    )
+    return upsert
+
+
+def _these(jobs: list[ScheduledJob]) -> ColumnElement[bool]:
+    """Exactly these versions of the jobs: one rescheduled meanwhile (another due time) stays."""
+    return tuple_(col(ScheduledJob.name), col(ScheduledJob.due_at)).in_(
+        [(job.name, job.due_at) for job in jobs]
+    )

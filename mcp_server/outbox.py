@@ -6,10 +6,11 @@ user's changes commit one after another, so their outbox ids follow their sequen
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Table, Text, bindparam, func, insert, literal_column, select
+from sqlalchemy import Insert, Integer, Table, Text, bindparam, func, insert, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,20 +22,23 @@ USERS: Table = UserAccount.__table__  # type: ignore[attr-defined]
 
 
 def _next_seq(insert_for: Any) -> Insert:
-    """Upsert of the user's row that returns their next sequence number (and stores a new zone)."""
+    """Upsert of the user's row that takes `count` sequence numbers and returns the last of them
+    (and stores a new zone)."""
     zone = bindparam("timezone", type_=Text)
+    count = bindparam("count", type_=Integer)
     upsert = insert_for(USERS).values(
         user_id=bindparam("user_id"),
-        last_seq=1,
+        last_seq=count,
         timezone=func.coalesce(zone, "UTC"),
         created_at=bindparam("created_at"),
     )
-    changes = {"last_seq": USERS.c.last_seq + 1, "timezone": func.coalesce(zone, USERS.c.timezone)}
+    changes = {"last_seq": USERS.c.last_seq + count, "timezone": func.coalesce(zone, USERS.c.timezone)}
     statement: Insert = upsert.on_conflict_do_update(index_elements=["user_id"], set_=changes)
     return statement.returning(USERS.c.last_seq)
 
 
 _SQLITE_NEXT_SEQ = _next_seq(sqlite.insert)
+_POSTGRES_NEXT_SEQ = _next_seq(postgresql.insert)
 
 # PostgreSQL: one round trip for both rows.
 _SEQ = _next_seq(postgresql.insert).cte("seq")
@@ -67,13 +71,42 @@ async def append(
         "payload": event,
         "created_at": created_at,
         "timezone": timezone,
+        "count": 1,
     }
     if session.get_bind().dialect.name == "postgresql":
         return int((await session.execute(_POSTGRES_APPEND, row)).scalar_one())
-    seq = int((await session.execute(_SQLITE_NEXT_SEQ, row)).scalar_one())
-    del row["timezone"]
-    await session.execute(insert(OUTBOX), {**row, "seq": seq, "attempts": 0})
-    return seq
+    return (await append_many(session, [event], user_id=user_id, timezone=timezone, created_at=created_at))[0]
+
+
+async def append_many(
+    session: AsyncSession,
+    events: Sequence[dict[str, Any]],
+    *,
+    user_id: str,
+    timezone: str | None,
+    created_at: datetime,
+) -> list[int]:
+    """Add `events` in this order under the user's next sequence numbers (one lock, two statements)."""
+    if not events:
+        return []
+    next_seq = _POSTGRES_NEXT_SEQ if session.get_bind().dialect.name == "postgresql" else _SQLITE_NEXT_SEQ
+    taken = {"user_id": user_id, "timezone": timezone, "created_at": created_at, "count": len(events)}
+    last = int((await session.execute(next_seq, taken)).scalar_one())
+    first = last - len(events) + 1
+    rows = [
+        {
+            "event_id": event["id"],
+            "event_type": event["type"],
+            "user_id": user_id,
+            "seq": first + offset,
+            "payload": event,
+            "created_at": created_at,
+            "attempts": 0,
+        }
+        for offset, event in enumerate(events)
+    ]
+    await session.execute(insert(OUTBOX), rows)
+    return list(range(first, last + 1))
 
 
 def document(payload: dict[str, Any], seq: int) -> dict[str, Any]:

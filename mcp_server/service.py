@@ -67,6 +67,17 @@ END_OF_DAY = clock_time(23, 59, 59)
 
 # Run inside a write's transaction by an idempotent consumer: False means "done before, skip".
 Claim = Callable[[AsyncSession], Awaitable[bool]]
+# The same for a batch of tasks: returns the ids claimed now (the others were done before).
+BatchClaim = Callable[[AsyncSession, Sequence[uuid.UUID]], Awaitable[set[uuid.UUID]]]
+
+
+@dataclass(frozen=True)
+class DueReminder:
+    """A reminder job that fell due: the reminder time and task version it was scheduled for."""
+
+    task_id: uuid.UUID
+    remind_at: int
+    version: int
 
 
 @dataclass(frozen=True)
@@ -264,35 +275,49 @@ class TaskService:
         async with self.db.transaction() as session:
             row = (
                 await session.execute(
-                    select(col(Task.completed), col(Task.remind_at), col(Task.version)).where(
-                        col(Task.id) == parse_task_id(task_id), col(Task.user_id) == user_id
+                    select(TASKS.c.completed, TASKS.c.remind_at, TASKS.c.version).where(
+                        TASKS.c.id == parse_task_id(task_id), TASKS.c.user_id == user_id
                     )
                 )
             ).first()
         return None if row is None else ReminderState(completed=row[0], remind_at=row[1], version=row[2])
 
-    async def fire_reminder(
-        self, user_id: str, task_id: str | uuid.UUID, *, remind_at: int, version: int, claim: Claim
-    ) -> bool:
-        """Write `reminder.due` if the task is still open with this reminder and version, once."""
+    async def fire_reminders(
+        self, user_id: str, due: Sequence[DueReminder], *, claim: BatchClaim
+    ) -> list[uuid.UUID]:
+        """Write `reminder.due` for each task still open with the reminder and version its job was
+        made for, once (`claim` gets the ids ready to fire and returns those not fired before).
+
+        One transaction for the whole batch; returns the ids of the tasks whose reminder fired.
+        """
+        wanted = {reminder.task_id: reminder for reminder in due}
+        if not wanted:
+            return []
         now = self.clock()
-        caller = Caller(user_id)
         async with self.db.transaction() as session:
-            task = await session.scalar(
-                select(Task).where(col(Task.id) == parse_task_id(task_id), col(Task.user_id) == user_id)
-            )
-            if (
-                task is None
-                or task.completed
-                or task.version != version
-                or epoch(task.remind_at) != remind_at
-            ):
-                return False
-            if not await claim(session):
-                return False
-            await self._record(session, caller, REMINDER_DUE, str(task.id), task_data(task), now)
-        self._committed()
-        return True
+            tasks = (
+                await session.scalars(
+                    select(Task)
+                    .where(col(Task.user_id) == user_id, col(Task.id).in_(wanted))
+                    .order_by(col(Task.remind_at), col(Task.id))
+                )
+            ).all()
+            ready = [
+                task
+                for task in tasks
+                if not task.completed
+                and task.version == wanted[task.id].version
+                and epoch(task.remind_at) == wanted[task.id].remind_at
+            ]
+            if not ready:
+                return []
+            claimed = await claim(session, [task.id for task in ready])
+            firing = [task for task in ready if task.id in claimed]
+            changes = [(str(task.id), task_data(task)) for task in firing]
+            await self._record_many(session, Caller(user_id), REMINDER_DUE, changes, now)
+        if firing:
+            self._committed()
+        return [task.id for task in firing]
 
     async def history(self, caller: Caller, task_id: str | uuid.UUID | None, limit: int = 50) -> TaskHistory:
         """One task's events (also after it was deleted), or the caller's recent activity."""
@@ -364,17 +389,41 @@ class TaskService:
         now: datetime,
     ) -> None:
         """Write the change's event to the outbox under the user's next sequence number."""
-        await session.flush()  # the task's own statement first, then the user's row lock
-        event = build_event(
-            event_type,
-            data,
-            source=self.source,
-            subject=subject,
-            user_id=caller.user_id,
-            time=now,
-            traceparent=self._traceparent(),
-        )
-        await outbox.append(session, event, user_id=caller.user_id, timezone=caller.timezone, created_at=now)
+        await self._record_many(session, caller, event_type, [(subject, data)], now)
+
+    async def _record_many(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        event_type: str,
+        changes: Sequence[tuple[str, dict[str, Any]]],
+        now: datetime,
+    ) -> None:
+        """Write one event per (subject, data) to the outbox, in order, under the user's next
+        sequence numbers."""
+        if not changes:
+            return
+        await session.flush()  # the tasks' own statements first, then the user's row lock
+        events = [
+            build_event(
+                event_type,
+                data,
+                source=self.source,
+                subject=subject,
+                user_id=caller.user_id,
+                time=now,
+                traceparent=self._traceparent(),
+            )
+            for subject, data in changes
+        ]
+        if len(events) == 1:  # the common case: one statement on PostgreSQL
+            await outbox.append(
+                session, events[0], user_id=caller.user_id, timezone=caller.timezone, created_at=now
+            )
+        else:
+            await outbox.append_many(
+                session, events, user_id=caller.user_id, timezone=caller.timezone, created_at=now
+            )
         if caller.timezone:  # it was just stored for them
             self._zones[caller.user_id] = (dates.zone(caller.timezone), time.monotonic() + ZONE_CACHE_SECONDS)
 

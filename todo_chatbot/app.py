@@ -171,7 +171,7 @@ def create_app(
         hub = hub_from(settings)
         scheduler = EmbeddedScheduler(core.db, clock=clock)
         deps = HandlerDeps(db=core.db, service=core.service, scheduler=scheduler, hub=hub, clock=clock)
-        scheduler.trigger = lambda name, data: reminders.trigger(name, data, deps)
+        scheduler.trigger = lambda jobs: reminders.trigger_many(jobs, deps)
         app.state.relay = add_relay(core, publisher or InProcessBus(deps))
         app.state.scheduler, app.state.hub = scheduler, hub
         core.background.append(scheduler.run)

@@ -61,6 +61,7 @@ async def test_sidecar_outage_loses_nothing_and_keeps_order(
     await asyncio.gather(outage(), *(write(user, 100) for user in users))
     assert statuses == [201] * 500  # writes never waited on the sidecar
     assert time.monotonic() - started < 30
+
     def ours() -> list[Any]:  # the relay also publishes what other tests left in this database
         return [record for record in sidecar.published if record.event["partitionkey"] in users]
 

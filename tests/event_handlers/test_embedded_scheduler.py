@@ -1,0 +1,137 @@
+"""The embedded mode's durable scheduler: jobs due together fire as one batch, each reminder once;
+failed triggers are retried and then dropped; a job rescheduled while it fired is kept."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import col
+
+from event_handlers import reminders
+from event_handlers.deps import HandlerDeps
+from event_handlers.models import ScheduledJob
+from event_handlers.scheduling import EmbeddedScheduler
+from mcp_server.db import Database
+from mcp_server.models import OutboxEvent
+from mcp_server.schemas import TaskCreate, TaskPatch
+from mcp_server.service import TaskService
+from tests.conftest import FixedClock
+
+
+def past_clock() -> FixedClock:
+    """Long before any job other tests leave in the table falls due (they use the real time)."""
+    return FixedClock(datetime(2020, 3, 2, 9, 0, tzinfo=UTC))
+
+
+async def jobs_named(db: Database, names: list[str]) -> list[ScheduledJob]:
+    async with db.sessions() as session:
+        found = await session.scalars(select(ScheduledJob).where(col(ScheduledJob.name).in_(names)))
+        return list(found.all())
+
+
+async def reminder_events(db: Database, user_id: str) -> list[OutboxEvent]:
+    async with db.sessions() as session:
+        found = await session.scalars(
+            select(OutboxEvent)
+            .where(col(OutboxEvent.user_id) == user_id, col(OutboxEvent.event_type) == "reminder.due")
+            .order_by(col(OutboxEvent.id))
+        )
+        return list(found.all())
+
+
+async def test_reminders_due_together_fire_once_each_in_one_batch(db: Database, new_caller: Any) -> None:
+    clock = past_clock()
+    service = TaskService(db, source="/tests", clock=clock)
+    scheduler = EmbeddedScheduler(db, clock=clock)
+    deps = HandlerDeps(db=db, service=service, scheduler=scheduler, clock=clock)
+    batches: list[int] = []
+
+    async def trigger(jobs: list[tuple[str, dict[str, Any]]]) -> set[str]:
+        batches.append(len(jobs))
+        return await reminders.trigger_many(jobs, deps)
+
+    scheduler.trigger = trigger
+    alice, bob = new_caller(), new_caller()
+    remind = (clock.now + timedelta(minutes=5)).isoformat()
+    owned = [
+        (alice, await service.create(alice, TaskCreate(title=f"a{n}", remind=remind))) for n in range(30)
+    ]
+    owned += [(bob, await service.create(bob, TaskCreate(title=f"b{n}", remind=remind))) for n in range(5)]
+    for caller, task in owned:  # what the reminders handler does on `task.created`
+        await reminders.reconcile(caller.user_id, str(task.id), deps)
+    names = [reminders.job_name(str(task.id)) for _, task in owned]
+    jobs = [(job.name, job.data) for job in await jobs_named(db, names)]
+    assert len(jobs) == 35
+
+    # Two jobs go stale without being rescheduled: the task was completed, the reminder snoozed.
+    completed, snoozed = owned[0][1], owned[1][1]
+    await service.complete(alice, completed.id)
+    later = (clock.now + timedelta(hours=1)).isoformat()
+    await service.update(alice, snoozed.id, TaskPatch(remind=later))
+
+    clock.now += timedelta(minutes=5)
+    next_due = await scheduler.fire_due()
+
+    assert batches == [35]  # one trigger for every job due now
+    assert await jobs_named(db, names) == []
+    assert next_due is None or next_due > clock.now
+    alice_fired = await reminder_events(db, alice.user_id)
+    assert sorted(event.payload["subject"] for event in alice_fired) == sorted(
+        str(task.id) for _, task in owned[2:30]
+    )
+    # Numbered after her 32 earlier events, one after another, in outbox order.
+    assert [event.seq for event in alice_fired] == list(range(33, 61))
+    assert len({event.event_id for event in alice_fired}) == 28
+    assert {event.payload["time"] for event in alice_fired} == {clock.now.isoformat().replace("+00:00", "Z")}
+    assert len(await reminder_events(db, bob.user_id)) == 5
+
+    # The jobs are delivered again (at least once): nothing fires twice, every trigger is handled.
+    assert await reminders.trigger_many(jobs, deps) == set(names)
+    assert len(await reminder_events(db, alice.user_id)) == 28
+    assert len(await reminder_events(db, bob.user_id)) == 5
+
+
+async def test_failed_triggers_are_retried_then_dropped(db: Database) -> None:
+    clock = past_clock()
+    scheduler = EmbeddedScheduler(db, clock=clock, max_attempts=2, retry_seconds=3)
+    run = uuid.uuid4().hex[:8]
+    ok, failing = f"ok-{run}", f"failing-{run}"
+    seen: list[str] = []
+
+    async def trigger(jobs: list[tuple[str, dict[str, Any]]]) -> set[str]:
+        seen.extend(name for name, _ in jobs)
+        return {name for name, _ in jobs if name == ok}
+
+    scheduler.trigger = trigger
+    await scheduler.schedule(ok, clock.now, {"n": 1})
+    await scheduler.schedule(failing, clock.now, {"n": 2})
+
+    await scheduler.fire_due()
+    [left] = await jobs_named(db, [ok, failing])
+    assert (left.name, left.attempts, left.due_at) == (failing, 1, clock.now + timedelta(seconds=3))
+
+    assert await scheduler.fire_due() == clock.now + timedelta(seconds=3)  # not due yet: not fired
+    clock.now += timedelta(seconds=3)
+    await scheduler.fire_due()
+    assert await jobs_named(db, [ok, failing]) == []  # dropped after its second attempt
+    assert sorted(seen) == sorted([ok, failing, failing])
+
+
+async def test_a_job_rescheduled_while_it_fires_is_kept(db: Database) -> None:
+    clock = past_clock()
+    scheduler = EmbeddedScheduler(db, clock=clock)
+    name = f"snoozed-{uuid.uuid4().hex[:8]}"
+    later = clock.now + timedelta(minutes=10)
+
+    async def trigger(jobs: list[tuple[str, dict[str, Any]]]) -> set[str]:
+        await scheduler.schedule(name, later, {"snoozed": True})  # e.g. the user snoozed it just now
+        return {job_name for job_name, _ in jobs}
+
+    scheduler.trigger = trigger
+    await scheduler.schedule(name, clock.now, {"snoozed": False})
+    assert await scheduler.fire_due() == later
+    [job] = await jobs_named(db, [name])
+    assert (job.due_at, job.data) == (later, {"snoozed": True})
