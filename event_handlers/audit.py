@@ -6,6 +6,8 @@ inserts nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Table
 
 from event_handlers.deps import HandlerDeps
@@ -17,16 +19,25 @@ AUDIT: Table = AuditEntry.__table__  # type: ignore[attr-defined]
 
 
 async def handle(event: TaskEvent, deps: HandlerDeps) -> Outcome:
-    row = dict(
-        user_id=event.user_id,
-        seq=event.seq,
-        event_id=event.id,
-        event_type=event.type,
-        task_id=event.task_id,
-        occurred_at=event.time,
-        recorded_at=deps.clock(),
-        event=event.document,
-    )
+    return await handle_many([event], deps)
+
+
+async def handle_many(events: Sequence[TaskEvent], deps: HandlerDeps) -> Outcome:
+    """Record several events in one transaction (the in-process bus hands over a whole batch)."""
+    recorded_at = deps.clock()
+    rows = [
+        {
+            "user_id": event.user_id,
+            "seq": event.seq,
+            "event_id": event.id,
+            "event_type": event.type,
+            "task_id": event.task_id,
+            "occurred_at": event.time,
+            "recorded_at": recorded_at,
+            "event": event.document,
+        }
+        for event in events
+    ]
     async with deps.db.transaction() as session:
-        await session.execute(insert_ignoring(AUDIT, deps.db.engine.dialect.name), row)
+        await session.execute(insert_ignoring(AUDIT, deps.db.engine.dialect.name), rows)
     return Outcome.SUCCESS

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from event_handlers.deps import HandlerDeps
-from event_handlers.handlers import dispatch
+from event_handlers.handlers import BATCH_HANDLERS, dispatch, dispatch_batch
 from event_handlers.intake import Malformed, Outcome, TaskEvent, parse
 from event_handlers.models import DeadLetter
 from event_handlers.subscriptions import HANDLERS, SUBSCRIPTIONS, HandlerName
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 
 class InProcessBus:
+    max_batch = 500  # events per `publish`: the relay hands over a user's whole backlog at once
+
     def __init__(self, deps: HandlerDeps, handlers: Sequence[HandlerName] = HANDLERS) -> None:
         self.deps = deps
         self.handlers = tuple(handlers)
@@ -35,9 +37,28 @@ class InProcessBus:
         for event, intake in parsed:
             if "push" in self._targets(event):
                 await self._deliver("push", event, intake)
+        # Batch handlers (audit) take all their well-formed events in one transaction.
+        batched: set[HandlerName] = set()
+        for name in self.handlers:
+            if name not in BATCH_HANDLERS:
+                continue
+            wanted = [
+                intake
+                for _, intake in parsed
+                if isinstance(intake, TaskEvent) and SUBSCRIPTIONS[name].wants(intake.type)
+            ]
+            outcome = await dispatch_batch(name, wanted, self.deps) if wanted else Outcome.SUCCESS
+            if outcome is Outcome.RETRY:
+                raise PublishFailed(f"the {name} handler asked to retry")
+            if outcome is Outcome.SUCCESS:
+                batched.add(name)
         delivered: set[str] = set()
         for event, intake in parsed:  # in order: a user's events reach each handler one after another
-            targets = [name for name in self._targets(event) if name != "push"]
+            targets = [
+                name
+                for name in self._targets(event)
+                if name != "push" and not (name in batched and isinstance(intake, TaskEvent))
+            ]
             outcomes = await asyncio.gather(*(self._deliver(name, event, intake) for name in targets))
             if any(outcome is Outcome.RETRY for outcome in outcomes):
                 if not delivered:

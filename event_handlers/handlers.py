@@ -7,7 +7,7 @@ code that runs in Kubernetes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from event_handlers import audit, push, recurring, reminders
@@ -23,6 +23,7 @@ from mcp_server.telemetry import event_context, trace_context, valid_traceparent
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TaskEvent, HandlerDeps], Awaitable[Outcome]]
+BatchHandler = Callable[[Sequence[TaskEvent], HandlerDeps], Awaitable[Outcome]]
 
 HANDLERS: Final[dict[HandlerName, Handler]] = {
     "audit": audit.handle,
@@ -30,6 +31,9 @@ HANDLERS: Final[dict[HandlerName, Handler]] = {
     "recurring": recurring.handle,
     "push": push.handle,
 }
+
+# Handlers that can also take many events at once, with the effect of taking them one by one.
+BATCH_HANDLERS: Final[dict[HandlerName, BatchHandler]] = {"audit": audit.handle_many}
 
 
 async def dispatch(
@@ -71,3 +75,23 @@ async def _dispatch(
     finally:
         event_context.reset(handling)
         trace_context.reset(traced)
+
+
+async def dispatch_batch(name: HandlerName, events: Sequence[TaskEvent], deps: HandlerDeps) -> Outcome:
+    """Run batch handler `name` on well-formed events it subscribes to, all at once (the in-process
+    bus does this). RETRY when the database is down; DROP when it failed otherwise, and then the
+    caller delivers the events one by one through `dispatch`, so that only a poison event is dropped.
+    """
+    try:
+        outcome = await BATCH_HANDLERS[name](events, deps)
+    except StoreUnavailable:
+        outcome = Outcome.RETRY
+    except Exception as error:
+        if not is_unavailable(error):
+            log.warning(
+                "handler %s failed on a batch of %d events (%s)", name, len(events), type(error).__name__
+            )
+            return Outcome.DROP
+        outcome = Outcome.RETRY
+    HANDLER_OUTCOMES.labels(name, outcome.value).inc(len(events))
+    return outcome

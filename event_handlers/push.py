@@ -64,7 +64,7 @@ class PushHub:
     def __init__(
         self,
         *,
-        queue_size: int = 256,
+        queue_size: int = 1000,
         heartbeat_seconds: float = 20.0,
         max_connections_per_user: int = 10,
     ) -> None:

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     )
     outbox_retention_hours: float = Field(24.0, gt=0, description="Published outbox rows are kept this long.")
     ws_queue_size: int = Field(
-        256, ge=1, description="Events a WebSocket client may lag before it is cut off."
+        1000, ge=1, description="Events a WebSocket client may lag before it is cut off."
     )
     ws_heartbeat_seconds: float = Field(20.0, gt=0, description="Heartbeat interval on idle WebSockets.")
     ws_max_connections_per_user: int = Field(10, ge=1, description="Open WebSockets allowed per user.")
