@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from event_handlers.deps import HandlerDeps
@@ -18,54 +18,69 @@ from event_handlers.handlers import BATCH_HANDLERS, dispatch, dispatch_batch
 from event_handlers.intake import Malformed, Outcome, TaskEvent, parse
 from event_handlers.models import DeadLetter
 from event_handlers.subscriptions import HANDLERS, SUBSCRIPTIONS, HandlerName
-from mcp_server.publishing import PublishFailed
+from mcp_server.publishing import Published, PublishFailed
 
 log = logging.getLogger(__name__)
 
 
 class InProcessBus:
-    max_batch = 500  # events per `publish`: the relay hands over a user's whole backlog at once
+    """Delivers a relay round (every user's pending events) to the handlers: first every event to
+    the sockets (push needs no I/O), then the audit log's batch in one transaction, then each
+    user's events in order to the handlers that act on them, users side by side."""
 
-    def __init__(self, deps: HandlerDeps, handlers: Sequence[HandlerName] = HANDLERS) -> None:
+    def __init__(
+        self, deps: HandlerDeps, handlers: Sequence[HandlerName] = HANDLERS, *, concurrency: int = 8
+    ) -> None:
         self.deps = deps
         self.handlers = tuple(handlers)
+        self.concurrency = concurrency
 
     async def publish(self, user_id: str, events: Sequence[dict[str, Any]]) -> set[str]:
-        parsed = [(event, parse(event)) for event in events]  # once, for every handler
-        # The push handler needs no I/O: every event of the batch goes to the user's sockets first,
-        # rather than waiting behind the database work of earlier events (it ignores repeats).
-        for event, intake in parsed:
+        published, error = (await self.publish_round({user_id: events}))[user_id]
+        if error is not None and not published:
+            raise PublishFailed(error)
+        return published
+
+    async def publish_round(self, backlog: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, Published]:
+        """Each user's events, in order; per user the ids delivered and, if not all were, why."""
+        parsed = {user: [(event, parse(event)) for event in events] for user, events in backlog.items()}
+        everything = [item for items in parsed.values() for item in items]
+        for event, intake in everything:  # push ignores repeats, so it may run ahead of the rest
             if "push" in self._targets(event):
                 await self._deliver("push", event, intake)
-        # Batch handlers (audit) take all their well-formed events in one transaction.
         batched: set[HandlerName] = set()
         for name in self.handlers:
             if name not in BATCH_HANDLERS:
                 continue
             wanted = [
                 intake
-                for _, intake in parsed
+                for _, intake in everything
                 if isinstance(intake, TaskEvent) and SUBSCRIPTIONS[name].wants(intake.type)
             ]
             outcome = await dispatch_batch(name, wanted, self.deps) if wanted else Outcome.SUCCESS
-            if outcome is Outcome.RETRY:
-                raise PublishFailed(f"the {name} handler asked to retry")
-            if outcome is Outcome.SUCCESS:
+            if outcome is Outcome.RETRY:  # the database is down: nobody's events are delivered
+                return {user: (set(), f"the {name} handler asked to retry") for user in backlog}
+            if outcome is Outcome.SUCCESS:  # otherwise (a poison event) they go one by one below
                 batched.add(name)
-        delivered: set[str] = set()
-        for event, intake in parsed:  # in order: a user's events reach each handler one after another
-            targets = [
-                name
-                for name in self._targets(event)
-                if name != "push" and not (name in batched and isinstance(intake, TaskEvent))
-            ]
-            outcomes = await asyncio.gather(*(self._deliver(name, event, intake) for name in targets))
-            if any(outcome is Outcome.RETRY for outcome in outcomes):
-                if not delivered:
-                    raise PublishFailed("a handler asked to retry")
-                return delivered
-            delivered.add(str(event["id"]))
-        return delivered
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def deliver_in_order(items: list[tuple[dict[str, Any], TaskEvent | Malformed]]) -> Published:
+            delivered: set[str] = set()
+            async with limit:
+                for event, intake in items:
+                    targets = [
+                        name
+                        for name in self._targets(event)
+                        if name != "push" and not (name in batched and isinstance(intake, TaskEvent))
+                    ]
+                    outcomes = await asyncio.gather(*(self._deliver(name, event, intake) for name in targets))
+                    if any(outcome is Outcome.RETRY for outcome in outcomes):
+                        return delivered, "a handler asked to retry"
+                    delivered.add(str(event["id"]))
+            return delivered, None
+
+        results = await asyncio.gather(*(deliver_in_order(items) for items in parsed.values()))
+        return dict(zip(parsed, results, strict=True))
 
     def _targets(self, event: dict[str, Any]) -> list[HandlerName]:
         kind = str(event.get("type", ""))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -35,6 +35,19 @@ class PublishFailed(Exception):
 class EventPublisher(Protocol):
     async def publish(self, user_id: str, events: Sequence[dict[str, Any]]) -> set[str]:
         """Publish one user's events in order; returns the ids that were published."""
+        ...
+
+
+# Of one user's events: the ids published, and why the others were not (None when all were).
+Published = tuple[set[str], str | None]
+
+
+@runtime_checkable
+class RoundPublisher(Protocol):
+    """A publisher that takes a whole relay round at once (the in-process bus)."""
+
+    async def publish_round(self, backlog: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, Published]:
+        """Each user's events in order; per user what was published."""
         ...
 
 

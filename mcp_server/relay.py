@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select, update
 from mcp_server.db import Database, database_url, is_unavailable
 from mcp_server.models import OutboxEvent, utcnow
 from mcp_server.outbox import OUTBOX, document
-from mcp_server.publishing import EventPublisher, PublishFailed
+from mcp_server.publishing import EventPublisher, PublishFailed, RoundPublisher
 from mcp_server.telemetry import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED, PUBLISH_FAILURES
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,37 @@ class OutboxRelay:
         by_user: dict[str, list[Pending]] = {}
         for row_id, user_id, seq, payload in rows:
             by_user.setdefault(user_id, []).append((row_id, document(payload, seq)))
+        results = await self._publish(by_user)
+        failed_users = []
+        for user_id, (_, failed) in zip(by_user, results, strict=True):
+            if failed:
+                self._hold(user_id)
+                failed_users.append(by_user[user_id][0][0])
+            else:
+                self._held.pop(user_id, None)
+        published = [row_id for done, _ in results for row_id in done]
+        if published:
+            await self._mark_published(published)
+        if failed_users:
+            await self._count_attempt(failed_users)
+        return len(published), not published and len(failed_users) == len(by_user)
+
+    async def _publish(self, by_user: dict[str, list[Pending]]) -> list[tuple[list[int], bool]]:
+        """Publish each user's events in order (users side by side): per user, in `by_user`'s
+        order, the row ids published and whether some failed."""
+        if isinstance(self.publisher, RoundPublisher):  # the in-process bus: the whole round at once
+            answers = await self.publisher.publish_round(
+                {user: [event for _, event in items] for user, items in by_user.items()}
+            )
+            for error in {error for _, error in answers.values() if error is not None}:
+                self._note_failure(error)
+            return [
+                (
+                    [row_id for row_id, event in items if event["id"] in answers[user][0]],
+                    answers[user][1] is not None,
+                )
+                for user, items in by_user.items()
+            ]
         limit = asyncio.Semaphore(self.concurrency)
 
         async def publish_user(user_id: str, items: list[Pending]) -> tuple[list[int], bool]:
@@ -195,20 +226,7 @@ class OutboxRelay:
                         return done, True
             return done, False
 
-        results = await asyncio.gather(*(publish_user(user, items) for user, items in by_user.items()))
-        failed_users = []
-        for user_id, (_, failed) in zip(by_user, results, strict=True):
-            if failed:
-                self._hold(user_id)
-                failed_users.append(by_user[user_id][0][0])
-            else:
-                self._held.pop(user_id, None)
-        published = [row_id for done, _ in results for row_id in done]
-        if published:
-            await self._mark_published(published)
-        if failed_users:
-            await self._count_attempt(failed_users)
-        return len(published), not published and len(failed_users) == len(by_user)
+        return list(await asyncio.gather(*(publish_user(user, items) for user, items in by_user.items())))
 
     async def _measure_backlog(self) -> None:
         """The backlog gauges: unpublished rows and the age of the oldest (after each pass)."""

@@ -87,11 +87,10 @@ def dapr_publisher(settings: Settings) -> DaprPublisher:
     )
 
 
-def add_relay(core: Core, publisher: EventPublisher, *, bulk_size: int = 100) -> OutboxRelay:
+def add_relay(core: Core, publisher: EventPublisher) -> OutboxRelay:
     relay = OutboxRelay(
         core.db,
         publisher,
-        bulk_size=bulk_size,
         retention=timedelta(hours=core.settings.outbox_retention_hours),
         max_backoff_seconds=core.settings.relay_max_backoff_seconds,
     )
@@ -173,10 +172,7 @@ def create_app(
         scheduler = EmbeddedScheduler(core.db, clock=clock)
         deps = HandlerDeps(db=core.db, service=core.service, scheduler=scheduler, hub=hub, clock=clock)
         scheduler.trigger = lambda jobs: reminders.trigger_many(jobs, deps)
-        if publisher is None:  # the bus takes a user's whole backlog in one call
-            app.state.relay = add_relay(core, InProcessBus(deps), bulk_size=InProcessBus.max_batch)
-        else:
-            app.state.relay = add_relay(core, publisher)
+        app.state.relay = add_relay(core, publisher or InProcessBus(deps))
         app.state.scheduler, app.state.hub = scheduler, hub
         core.background.append(scheduler.run)
         app.include_router(push_router(hub, core.auth, DatabaseHistory(core.db)))
