@@ -2,7 +2,8 @@
 
     python bench/events.py [--seconds 10] [--reminders 1000] [--clients 1000]
 
-1. Commit-to-WebSocket latency at 200 changes/s (event `time` to arrival at the user's socket).
+1. Commit-to-WebSocket latency at 200 changes/s (event `time` to arrival at the user's socket), and
+   at 100 changes/s for context.
 2. Relay throughput into a fake Dapr sidecar vs the sidecar's own capacity (both measured here).
 3. Lateness of N reminders all due in the same second (due time to `reminder.due` on the user's socket).
 4. Fan-out: 1,000 WebSocket clients, each a different user, each receiving its own event.
@@ -61,7 +62,9 @@ async def commit_to_push(base: str, seconds: float, rate: int = 200, users: int 
         sockets = [await stack.enter_async_context(connect(ws + token(name))) for name in names]
         clients = [
             await stack.enter_async_context(
-                httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token(name)}"})
+                httpx.AsyncClient(
+                    base_url=base, headers={"Authorization": f"Bearer {token(name)}"}, timeout=60
+                )
             )
             for name in names
         ]
@@ -253,6 +256,7 @@ async def run(seconds: float, reminders: int, clients: int) -> None:
         env = {"DATABASE_URL": url, "AUTH_SECRET": TEST_SECRET, "LOG_LEVEL": "WARNING"}
         with server_process("bench.embedded_server", free_port(), env) as base:
             push_ages = await commit_to_push(base, seconds)
+            push_ages_half = await commit_to_push(base, seconds, rate=100)  # context: below saturation
             lateness = await reminder_lateness(base, url, reminders)
             fan = await fan_out(base, clients)
         with sidecar_process() as port:
@@ -260,6 +264,7 @@ async def run(seconds: float, reminders: int, clients: int) -> None:
             relayed = await relay_throughput(url, port, events=int(capacity * 3))
     print("figures:")
     print(summary("commit -> WebSocket at 200 changes/s", push_ages))
+    print(summary("commit -> WebSocket at 100 changes/s", push_ages_half))
     print(summary(f"reminder lateness, {reminders} due at once", lateness))
     print(summary(f"fan-out, {clients} clients of different users", fan))
     print(f"  fake sidecar capacity {capacity:8.0f} publishes/s;  relay {relayed:8.0f} events/s")
