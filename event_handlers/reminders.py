@@ -23,6 +23,7 @@ from event_handlers.deps import HandlerDeps
 from event_handlers.intake import Outcome, TaskEvent
 from event_handlers.metrics import REMINDERS_FIRED, REMINDERS_SCHEDULED, REMINDERS_STALE
 from event_handlers.subscriptions import REMINDER_JOB_PREFIX
+from mcp_server.errors import StoreUnavailable
 from mcp_server.events import TASK_UPDATED, epoch
 from mcp_server.service import DueReminder
 
@@ -131,7 +132,10 @@ async def trigger_many(jobs: Sequence[Job], deps: HandlerDeps, concurrency: int 
                 fired = await deps.service.fire_reminders(user_id, list(due.values()), claim=claim)
             except Exception as error:
                 log.warning(
-                    "could not fire %d reminders (%s); they will be retried", len(due), type(error).__name__
+                    "could not fire %d reminders (%s); they will be retried",
+                    len(due),
+                    type(error).__name__,
+                    exc_info=not isinstance(error, StoreUnavailable),  # an outage needs no traceback
                 )
                 return
         REMINDERS_FIRED.inc(len(fired))

@@ -41,7 +41,7 @@ _SQLITE_NEXT_SEQ = _next_seq(sqlite.insert)
 _POSTGRES_NEXT_SEQ = _next_seq(postgresql.insert)
 
 # PostgreSQL: one round trip for both rows.
-_SEQ = _next_seq(postgresql.insert).cte("seq")
+_SEQ = _POSTGRES_NEXT_SEQ.cte("seq")
 _POSTGRES_APPEND = (
     insert(OUTBOX)
     .from_select(
