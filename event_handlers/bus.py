@@ -1,8 +1,9 @@
 """The in-process bus of the embedded mode: an `EventPublisher` that delivers to the handlers.
 
-It stands in for Dapr pub/sub: each event goes to every subscribed handler through `dispatch`;
-SUCCESS and DROP (recorded as a dead letter) count as delivered, and a RETRY leaves the event and
-the user's later events in the outbox for the relay to offer again (handlers are idempotent).
+It stands in for Dapr pub/sub: each event goes to every subscribed handler through `dispatch` (or,
+for handlers that take batches, `dispatch_batch`, with the same effect); SUCCESS and DROP (recorded
+as a dead letter) count as delivered, and a RETRY leaves the event and the user's later events in
+the outbox for the relay to offer again (handlers are idempotent).
 """
 
 from __future__ import annotations
