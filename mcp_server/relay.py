@@ -117,7 +117,7 @@ class OutboxRelay:
             await self.drain()
             await self._measure_backlog()
             await self._prune_now_and_then()
-            if self._backoff:  # the sidecar or the database is down: wait the backoff out
+            if self._backoff:  # the database is down: wait the backoff out
                 await asyncio.sleep(self._backoff)
                 continue
             timeout = self.poll_seconds
@@ -130,8 +130,8 @@ class OutboxRelay:
         """Publish everything pending that may go now, oldest first.
 
         A user whose events fail to publish is held back for a while (doubling up to the maximum
-        backoff) while everyone else's events go on; when nothing could be published at all (the
-        database or the sidecar is down), the whole relay backs off.
+        backoff) while everyone else's events go on at once, also while the sidecar is down (each
+        user then waits out their own backoff); when the database is down, the whole relay backs off.
         """
         total = 0
         while True:
@@ -157,7 +157,7 @@ class OutboxRelay:
         return [user for user, (retry_at, _) in self._held.items() if retry_at > now]
 
     async def _round(self) -> tuple[int, bool]:
-        """One batch: each user's events in order (users in parallel). Returns (published, all down)."""
+        """One batch: each user's events in order (users in parallel). Returns (published, database down)."""
         pending = select(OUTBOX.c.id, OUTBOX.c.user_id, OUTBOX.c.seq, OUTBOX.c.payload).where(
             OUTBOX.c.published_at.is_(None)
         )
@@ -190,7 +190,7 @@ class OutboxRelay:
             await self._mark_published(published)
         if failed_users:
             await self._count_attempt(failed_users)
-        return len(published), not published and len(failed_users) == len(by_user)
+        return len(published), False
 
     async def _publish(self, by_user: dict[str, list[Pending]]) -> list[tuple[list[int], bool]]:
         """Publish each user's events in order (users side by side): per user, in `by_user`'s
