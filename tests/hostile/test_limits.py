@@ -322,15 +322,19 @@ async def test_oversized_fields_are_refused_naming_the_field(
 
 
 async def test_thousands_of_tags_are_refused_quickly(app: Served) -> None:
+    """Refused before any per-tag work: a check that grew with the square of the count would take
+    tens of seconds for 15,000 tags, far beyond the bound (which leaves room for a busy machine)."""
     user = User()
     many = {"title": "x", "tags": [f"t{i}" for i in range(15_000)]}
     started = time.monotonic()
     response = await app.http.post("/api/tasks", json=many, headers=user.headers())
     assert "tags" in field_errors(response)
+    assert time.monotonic() - started < 2.0, f"REST took {time.monotonic() - started:.1f} s"
     async with mcp_over_http(app.url, user.token) as mcp:
+        started = time.monotonic()
         result = await mcp.call_tool("add_task", many)
+        assert time.monotonic() - started < 2.0, f"the tool took {time.monotonic() - started:.1f} s"
     assert result.is_error and "tags" in tool_text(result)
-    assert time.monotonic() - started < 0.3, f"{time.monotonic() - started:.1f} s"
 
 
 async def test_tags_added_past_20_are_refused(app: Served) -> None:

@@ -52,7 +52,7 @@ async def test_a_commit_wakes_the_relay_at_once(db: Database, new_caller: Any) -
             started = time.monotonic()
             await service.create(caller, TaskCreate(title="Quick"))
             await eventually(lambda: len(mine(sidecar, caller.user_id)) == 1, timeout=3)
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < 2.0  # the poll alone would take 60 s
 
 
 async def test_another_process_commit_wakes_the_relay_through_notify(
@@ -70,7 +70,7 @@ async def test_another_process_commit_wakes_the_relay_through_notify(
             started = time.monotonic()
             await TaskService(writer_db).create(caller, TaskCreate(title="From elsewhere"))
             await eventually(lambda: len(mine(sidecar, caller.user_id)) == 1, timeout=3)
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < 2.0  # the poll alone would take 60 s
     finally:
         await relay_db.dispose()
         await writer_db.dispose()
