@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -110,3 +112,31 @@ def start_serve(env: dict[str, str], port: int | None = None, *, attempts: int =
         process.kill()  # never leave a server running: its relay would serve other tests' outbox
         process.wait(timeout=10)
     raise RuntimeError("todo-chatbot serve did not start")
+
+
+@dataclass
+class SseEvent:
+    event: str
+    data: Any
+
+
+def parse_sse(lines: Iterable[str]) -> list[SseEvent]:
+    """`event:`/`data:` fields, a blank line ends an event, `:` lines are comments; data is JSON."""
+    events: list[SseEvent] = []
+    name, data = "message", list[str]()
+    for line in lines:
+        if line == "":
+            if data:
+                events.append(SseEvent(name, json.loads("\n".join(data))))
+            name, data = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            key, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if key == "event":
+                name = value
+            elif key == "data":
+                data.append(value)
+    assert not data, "the stream ended inside an event"
+    return events

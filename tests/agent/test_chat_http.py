@@ -33,38 +33,14 @@ from mcp_server.schemas import TaskQuery
 from mcp_server.service import Caller, TaskService
 from mcp_server.tools import acting_as, build_mcp_server
 from tests.conftest import FixedClock
-from tests.helpers import TEST_SECRET, serving, token
+from tests.helpers import TEST_SECRET, SseEvent, parse_sse, serving, token
 from todo_chatbot.settings import Settings
 
 # ------------------------------------------------------------------------------------ harness
 
 
-@dataclass
-class SseEvent:
-    event: str
-    data: Any
-
-
 async def read_sse(response: httpx.Response) -> list[SseEvent]:
-    """A small SSE parser: `event:`/`data:` fields, blank line ends an event, `:` lines are comments."""
-    events: list[SseEvent] = []
-    name, data = "message", list[str]()
-    async for line in response.aiter_lines():
-        if line == "":
-            if data:
-                events.append(SseEvent(name, json.loads("\n".join(data))))
-            name, data = "message", list[str]()
-        elif line.startswith(":"):
-            continue
-        else:
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                name = value
-            elif field == "data":
-                data.append(value)
-    assert not data, "stream ended inside an event"
-    return events
+    return parse_sse([line async for line in response.aiter_lines()])
 
 
 def user_id() -> str:

@@ -25,13 +25,20 @@ async def sidecar() -> AsyncIterator[FakeSidecar]:
         yield fake
 
 
-def dapr_settings(database_url: str, sidecar: FakeSidecar, **extra: Any) -> Settings:
+def dapr_settings(
+    database_url: str,
+    sidecar: FakeSidecar,
+    *,
+    api_token: str = API_TOKEN,
+    app_token: str = APP_TOKEN,
+    **extra: Any,
+) -> Settings:
     return Settings(
         database_url=database_url,
         auth_secret=TEST_SECRET,
         dapr_http_port=sidecar.port,
-        dapr_api_token=API_TOKEN,
-        app_api_token=APP_TOKEN,
+        dapr_api_token=api_token,
+        app_api_token=app_token,
         **extra,
     )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import threading
 import uuid
@@ -152,34 +151,6 @@ def threaded(database_url: str, **overrides: Any) -> Iterator[ThreadedServer]:
 
 
 # ------------------------------------------------------------------------------------- readers
-
-
-@dataclass
-class SseEvent:
-    event: str
-    data: Any
-
-
-def parse_sse(text: str) -> list[SseEvent]:
-    """`event:`/`data:` fields, a blank line ends an event, `:` lines are comments; data is JSON."""
-    events: list[SseEvent] = []
-    name, data = "message", list[str]()
-    for line in text.split("\n"):
-        if line == "":
-            if data:
-                events.append(SseEvent(name, json.loads("\n".join(data))))
-            name, data = "message", []
-        elif line.startswith(":"):
-            continue
-        else:
-            key, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if key == "event":
-                name = value
-            elif key == "data":
-                data.append(value)
-    assert not data, "the stream ended inside an event"
-    return events
 
 
 def tool_text(result: CallToolResult) -> str:

@@ -38,8 +38,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.helpers import TEST_SECRET, token
-from tests.hostile.harness import ThreadedServer, User, app_settings, parse_sse, threaded
+from tests.helpers import TEST_SECRET, parse_sse, token
+from tests.hostile.harness import ThreadedServer, User, app_settings, threaded
 from todo_chatbot.app import create_app
 
 # The schema as the app builds it (no database is touched to build it); the served app's own
@@ -131,7 +131,7 @@ def validate(case: Case[Any], response: Any, headers: dict[str, str]) -> None:
 
 def check_sse(text: str) -> None:
     """What the route documents in words: `conversation` first, `done` last, JSON data throughout."""
-    events = parse_sse(text)
+    events = parse_sse(text.split("\n"))
     names = [event.event for event in events]
     assert names[0] == "conversation" and names[-1] == "done", names
     assert set(names) <= {"conversation", "delta", "tool_call", "tool_result", "error", "done"}, names

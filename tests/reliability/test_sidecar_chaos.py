@@ -31,9 +31,10 @@ from websockets.asyncio.client import connect
 
 from event_handlers.app import create_handler_app
 from event_handlers.subscriptions import HANDLERS
+from tests.event_handlers.conftest import dapr_settings
 from tests.fakes import FakeSidecar
 from tests.fakes.sidecar import PumpReport
-from tests.helpers import TEST_SECRET, serving, token
+from tests.helpers import serving, token
 from tests.reliability.conftest import report, sized
 from todo_chatbot.app import create_app
 from todo_chatbot.settings import Settings
@@ -50,14 +51,7 @@ MAX_BACKOFF = 0.2
 
 def chaos_settings(url: str, sidecar: FakeSidecar, **extra: Any) -> Settings:
     options: dict[str, Any] = {"relay_max_backoff_seconds": MAX_BACKOFF, **extra}
-    return Settings(
-        database_url=url,
-        auth_secret=TEST_SECRET,
-        dapr_http_port=sidecar.port,
-        dapr_api_token=API_TOKEN,
-        app_api_token=APP_TOKEN,
-        **options,
-    )
+    return dapr_settings(url, sidecar, api_token=API_TOKEN, app_token=APP_TOKEN, **options)
 
 
 def mcp_server_app(settings: Settings) -> FastAPI:
