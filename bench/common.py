@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -10,11 +12,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import httpx
 import psycopg
 from sqlalchemy import make_url
 
+from tests.fakes import FakeSidecar
+from tests.helpers import free_port
 from todo_chatbot import migrate
 
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL") or os.environ.get(
@@ -63,6 +68,30 @@ def server_process(module: str, port: int, env: dict[str, str]) -> Iterator[str]
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _run_sidecar(port: int, ready: Any) -> None:
+    async def main() -> None:
+        async with FakeSidecar(port=port):
+            ready.set()
+            await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+@contextlib.contextmanager
+def sidecar_process() -> Iterator[int]:
+    """A fake Dapr sidecar (tests.fakes.FakeSidecar) in its own process; yields its port."""
+    port = free_port()
+    ready = multiprocessing.Event()
+    process = multiprocessing.Process(target=_run_sidecar, args=(port, ready), daemon=True)
+    process.start()
+    ready.wait(20)
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.join(5)
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import multiprocessing
 import sys
 import time
 import uuid
@@ -32,7 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import percentile, print_ratio, scratch_database, server_process
+from bench.common import percentile, print_ratio, scratch_database, server_process, sidecar_process
 from tests.helpers import TEST_SECRET, free_port, token
 
 
@@ -84,31 +83,6 @@ async def commit_to_push(base: str, seconds: float, rate: int = 200, users: int 
 
 
 # ---- 2. relay vs sidecar ---------------------------------------------------------------------
-
-
-def _run_sidecar(port: int, ready: Any) -> None:
-    from tests.fakes import FakeSidecar
-
-    async def main() -> None:
-        async with FakeSidecar(port=port):
-            ready.set()
-            await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-@contextlib.contextmanager
-def sidecar_process() -> Any:
-    port = free_port()
-    ready = multiprocessing.Event()
-    process = multiprocessing.Process(target=_run_sidecar, args=(port, ready), daemon=True)
-    process.start()
-    ready.wait(20)
-    try:
-        yield port
-    finally:
-        process.terminate()
-        process.join(5)
 
 
 async def sidecar_capacity(port: int, seconds: float, concurrency: int = 16) -> float:

@@ -12,6 +12,7 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel
 
 from mcp_server.http import McpEndpoint
+from mcp_server.telemetry import configure_logging
 from todo_chatbot.app import SERVER_OPTIONS, create_app
 from todo_chatbot.settings import Settings
 
@@ -21,7 +22,9 @@ class Pong(BaseModel):
 
 
 def bench_app() -> FastAPI:
-    app = create_app(Settings(), role="mcp-server", host="127.0.0.1")
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)  # as `todo-chatbot mcp-server` does
+    app = create_app(settings, role="mcp-server", host="127.0.0.1")
     noop_server = MCPServer("bench-noop")
 
     @noop_server.tool()

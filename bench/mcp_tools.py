@@ -2,6 +2,7 @@
 
     python bench/mcp_tools.py [--calls 400] [--clients 16] [--seconds 5]
 
+The relay publishes each change into a fake Dapr sidecar in its own process, as in Kubernetes.
 Baselines measured in the same run: a no-op tool on an MCP server built with the same SDK and
 transport settings, and a raw two-row insert transaction on the same database.
 Targets: add_task p50 <= 1.25 x (no-op p50 + raw transaction p50); list_tasks p50 <= 1.5 x no-op p50;
@@ -24,7 +25,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import print_ratio, print_table, scratch_database, server_process, summary
+from bench.common import print_ratio, print_table, scratch_database, server_process, sidecar_process, summary
 from tests.helpers import TEST_SECRET, free_port, mcp_over_http, token
 
 LIST_USER = "bench-list"
@@ -88,8 +89,19 @@ async def run(calls: int, clients: int, seconds: float) -> None:
             connection.execute("CREATE TABLE bench_a (id bigserial PRIMARY KEY, v text)")
             connection.execute("CREATE TABLE bench_b (id bigserial PRIMARY KEY, v text)")
             connection.execute("ANALYZE")
-        env = {"DATABASE_URL": url, "AUTH_SECRET": TEST_SECRET, "LOG_LEVEL": "WARNING"}
-        with server_process("bench.mcp_bench_server", free_port(), env) as base:
+        with (
+            sidecar_process() as sidecar,
+            server_process(
+                "bench.mcp_bench_server",
+                free_port(),
+                {
+                    "DATABASE_URL": url,
+                    "AUTH_SECRET": TEST_SECRET,
+                    "LOG_LEVEL": "WARNING",
+                    "DAPR_HTTP_PORT": str(sidecar),  # the relay publishes every change, as in Kubernetes
+                },
+            ) as base,
+        ):
             numbers = itertools.count()
             async with (
                 client(base, "bench-noop", "/noop") as noop,

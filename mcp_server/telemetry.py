@@ -117,3 +117,6 @@ def configure_logging(level: str, style: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request at INFO: one line per published event and per job call, which the
+    # metrics count already. Its warnings and errors still show.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

@@ -18,6 +18,7 @@ from mcp_server.db import Database
 from mcp_server.models import AuditEntry, OutboxEvent
 from mcp_server.telemetry import (
     JsonFormatter,
+    configure_logging,
     event_context,
     new_traceparent,
     trace_context,
@@ -169,3 +170,21 @@ def test_json_logs_name_the_trace_and_the_event() -> None:
     )
     assert first["trace_id"] == parent.split("-")[1] and first["event_id"] == "0190-event"
     assert "ValueError: boom" in second["exception"]
+
+
+def test_configured_logging_keeps_our_info_lines_but_not_one_per_outgoing_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, logging.getLogger("httpx").level
+    try:
+        configure_logging("INFO", "json")
+        logging.getLogger("todo.test.configured").info("relay started")
+        logging.getLogger("httpx").info('HTTP Request: POST http://127.0.0.1:3500/v1.0/publish "204"')
+        logging.getLogger("httpx").warning("connection pool is full")
+    finally:
+        root.handlers[:], level, httpx_level = saved
+        root.setLevel(level)
+        logging.getLogger("httpx").setLevel(httpx_level)
+    lines = [json.loads(line)["message"] for line in capsys.readouterr().err.splitlines()]
+    assert lines == ["relay started", "connection pool is full"]
