@@ -35,7 +35,7 @@ from agent.config import ChatConfig
 from agent.instructions import build_instructions
 from agent.llm import ChatError, ToolsUnavailable, describe_error
 from agent.mcp_link import ChatUser, McpConnector
-from agent.memory import Conversation, ConversationStore, SessionFactory, TurnBuffer, utcnow
+from agent.memory import Conversation, ConversationStore, SessionFactory, TurnBuffer, is_user_message, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -508,7 +508,7 @@ class ChatService:
 
     async def _run(self, turn: _Turn, emit: Callable[[ChatEvent], None], *, streamed: bool) -> TurnResult:
         collector = _Collector(emit)
-        session = TurnBuffer(self.sessions(turn.conversation_id))
+        session = TurnBuffer(self.sessions(turn.conversation_id), window=self.config.history_items)
         server = self.connector(turn.user)
         error: ChatError | None = None
         stored_before: Marker | None = None
@@ -589,7 +589,7 @@ class ChatService:
             items = await session.get_items()
             this_turn = stored_before.after(items) if stored_before is not None else []
             additions: list[TResponseInputItem] = []
-            if stored_before is None or not any(_is_user_message(item) for item in this_turn):
+            if stored_before is None or not any(is_user_message(item) for item in this_turn):
                 additions.append({"role": "user", "content": turn.message})
             additions.extend(
                 {"type": "function_call_output", "call_id": call_id, "output": INTERRUPTED_OUTPUT}
@@ -619,10 +619,6 @@ class Marker:
             if items[index] == self.last[0]:
                 return items[index + 1 :]
         return []
-
-
-def _is_user_message(item: object) -> bool:
-    return isinstance(item, Mapping) and item.get("role") == "user" and item.get("type") in (None, "message")
 
 
 def _dangling_calls(items: Sequence[TResponseInputItem]) -> list[str]:

@@ -30,6 +30,9 @@ class ChatConfig:
     """Retries of a model request after 429, 5xx, timeouts and connection errors, with backoff."""
     max_turns: int = 10
     """Model calls per chat turn (the offline model's largest confirmed bulk delete needs 9)."""
+    history_items: int | None = 40
+    """The most recent conversation items (messages, tool calls, tool outputs) the model is given,
+    cut back to where a turn begins; None gives it the whole conversation."""
     tracing: bool | None = None
     """Agents SDK tracing to the OpenAI platform; None means on only with a key for api.openai.com."""
 
@@ -42,6 +45,8 @@ class ChatConfig:
             raise ValueError("max_message_chars: must be at least 1")
         if self.max_turns < 1:
             raise ValueError("max_turns: must be at least 1")
+        if self.history_items is not None and self.history_items < 1:
+            raise ValueError("history_items: must be at least 1 (or None for the whole conversation)")
         if self.max_retries < 0:
             raise ValueError("max_retries: must not be negative")
         if self.request_timeout_s <= 0:

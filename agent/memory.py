@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -155,10 +155,18 @@ class TurnBuffer(SessionABC):
     The SDK saves as it goes (the person's message, each model step, each tool output), one
     transaction each; buffering makes a turn one write. A turn that never flushes (the process dies
     mid-turn) leaves the conversation as it was before the turn.
+
+    With `window`, the history the SDK reads (and hands to the model) is the stored conversation's
+    last whole turns within `window` items (at least the last turn, however long), so a long
+    conversation neither outgrows the model's context nor makes every turn slower. The stored
+    conversation keeps everything.
     """
 
-    def __init__(self, inner: Session) -> None:
+    def __init__(self, inner: Session, *, window: int | None = None) -> None:
+        if window is not None and window < 1:
+            raise ValueError("window: must be at least 1 item")
         self.inner = inner
+        self.window = window
         self.session_id = inner.session_id
         self.session_settings = getattr(inner, "session_settings", None)
         self._pending: list[TResponseInputItem] = []
@@ -166,8 +174,26 @@ class TurnBuffer(SessionABC):
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         if limit is not None and len(self._pending) >= limit:
             return self._pending[-limit:] if limit > 0 else []
-        stored = await self.inner.get_items(None if limit is None else limit - len(self._pending))
+        if limit is None and self.window is not None:
+            stored = await self._recent_turns(self.window)
+        else:
+            stored = await self.inner.get_items(None if limit is None else limit - len(self._pending))
         return [*stored, *self._pending]
+
+    async def _recent_turns(self, window: int) -> list[TResponseInputItem]:
+        """The stored items from the first person's message among the last `window` items on.
+
+        Starting at a message of the person's keeps every tool call with its output (APIs reject an
+        output whose call is missing). When one turn alone is longer, the window widens to hold it.
+        """
+        while True:
+            items = await self.inner.get_items(window)
+            if len(items) < window:
+                return items  # the whole conversation
+            for index, item in enumerate(items):
+                if is_user_message(item):
+                    return items[index:]
+            window *= 2
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         self._pending.extend(items)
@@ -183,6 +209,11 @@ class TurnBuffer(SessionABC):
         pending, self._pending = self._pending, []
         if pending:
             await self.inner.add_items(pending)
+
+
+def is_user_message(item: object) -> bool:
+    """Whether a session item is a message the person wrote (where a turn begins)."""
+    return isinstance(item, Mapping) and item.get("role") == "user" and item.get("type") in (None, "message")
 
 
 SessionFactory = Callable[[str], Session]

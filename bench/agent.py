@@ -78,6 +78,13 @@ class TimedModel(Model):
             self.seconds += time.perf_counter() - started
 
 
+async def forget_last_turn(session: Any) -> None:
+    """Take the last turn's items (back to its user message) out of the conversation."""
+    while (item := await session.pop_item()) is not None:
+        if isinstance(item, dict) and item.get("role") == "user":
+            return
+
+
 async def turn_overhead(url: str, turns: int) -> dict[int, tuple[list[float], list[float]]]:
     db = Database(url)
     tasks = TaskService(db)
@@ -94,8 +101,8 @@ async def turn_overhead(url: str, turns: int) -> dict[int, tuple[list[float], li
             chat = ChatService(model, connector, ConversationStore(db.engine), config=ChatConfig())
             scripted.extend([[assistant_message("Hello.")]])
             first = await chat.turn(user, "hello", None, "UTC")
+            session = chat.sessions(first.conversation_id)
             if history:
-                session = chat.sessions(first.conversation_id)
                 earlier: list[Any] = []
                 for index in range(history // 2):
                     earlier.append({"role": "user", "content": f"earlier question {index}"})
@@ -116,6 +123,7 @@ async def turn_overhead(url: str, turns: int) -> dict[int, tuple[list[float], li
                 result = await chat.turn(user, "what is open?", first.conversation_id, "UTC")
                 spent.append(time.perf_counter() - started - model.seconds)
                 assert result.tool_calls and result.error is None, result
+                await forget_last_turn(session)  # every measured turn sees the same history
             baseline: list[float] = []
             server = connector(user)
             await server.connect()

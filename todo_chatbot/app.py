@@ -109,6 +109,7 @@ def chat_config(settings: Settings) -> ChatConfig:
         request_timeout_s=settings.openai_timeout_seconds,
         max_retries=settings.openai_max_retries,
         max_turns=settings.chat_max_turns,
+        history_items=settings.chat_history_items,
         tracing=settings.agent_tracing,
     )
 

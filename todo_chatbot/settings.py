@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     )
     chat_max_message_chars: int = Field(4000, ge=1, le=100_000)
     chat_max_turns: int = Field(10, ge=1, le=50, description="Model calls allowed per chat turn.")
+    chat_history_items: int = Field(
+        40, ge=1, le=10_000, description="Recent conversation items the model sees (whole turns)."
+    )
     mcp_url: str = Field("http://127.0.0.1:8000/mcp", description="The MCP server the agent service uses.")
 
     log_level: str = "INFO"

@@ -17,7 +17,15 @@ import openai
 from agents.models.interface import ModelTracing
 from agents.testing import ModelCall, ModelStep, ScriptedModel, assistant_message, function_call
 
-from agent.chat import INTERRUPTED_OUTPUT, ChatService, DoneEvent, ErrorEvent, ToolCallEvent, ToolResultEvent
+from agent.chat import (
+    INTERRUPTED_OUTPUT,
+    ChatService,
+    DoneEvent,
+    ErrorEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+    TranscriptMessage,
+)
 from agent.config import ChatConfig
 from agent.mcp_link import ChatUser
 from agent.memory import ConversationStore
@@ -257,3 +265,83 @@ async def test_scripted_turns_over_http(db: Database, service: TaskService, cloc
 
 
 Responder = Callable[[ModelCall], Any]
+
+
+def kinds_and_text(call: ModelCall) -> list[tuple[str, str]]:
+    """What the model was given, as (kind, the message text or the call id) pairs."""
+    shown = []
+    for item in items_of(call):
+        kind = item.get("type") or item.get("role")
+        if kind in ("function_call", "function_call_output"):
+            shown.append((kind, str(item["call_id"])))
+        elif item.get("role") == "user":
+            shown.append(("user", str(item["content"])))
+        else:
+            shown.append(("assistant", str(item["content"][0]["text"])))
+    return shown
+
+
+async def test_the_model_sees_the_latest_whole_turns_and_the_conversation_keeps_all(
+    db: Database, service: TaskService
+) -> None:
+    user = ChatUser(user_id(), None, "UTC")
+    steps: list[Any] = []
+    for turn in range(1, 5):
+        steps.append([function_call("list_tasks", {}, call_id=f"c{turn}")])
+        steps.append([assistant_message(f"answer {turn}")])
+    model = ScriptedModel(steps)
+    chat = service_for(db, service, model, history_items=6)
+    conversation = None
+    for turn in range(1, 5):
+        result = await chat.turn(user, f"question {turn}", conversation)
+        assert result.error is None and result.reply == f"answer {turn}"
+        conversation = result.conversation_id
+    assert conversation is not None
+
+    # Turn 4: the last 6 stored items begin inside turn 2, so the model gets turn 3 whole, then
+    # the new message; each tool output still comes with its call.
+    assert kinds_and_text(model.calls[6]) == [
+        ("user", "question 3"),
+        ("function_call", "c3"),
+        ("function_call_output", "c3"),
+        ("assistant", "answer 3"),
+        ("user", "question 4"),
+    ]
+    # Within a turn the model sees its own steps after that history.
+    assert [kind for kind, _ in kinds_and_text(model.calls[7])][-3:] == [
+        "user",
+        "function_call",
+        "function_call_output",
+    ]
+    assert len(await stored_items(chat, conversation)) == 16
+    shown = await chat.messages(user, conversation)
+    asked = [item.content for item in shown if isinstance(item, TranscriptMessage) and item.role == "user"]
+    assert asked == [f"question {n}" for n in range(1, 5)]
+
+
+async def test_a_turn_longer_than_the_window_is_given_whole(db: Database, service: TaskService) -> None:
+    user = ChatUser(user_id(), None, "UTC")
+    model = ScriptedModel(
+        [
+            [function_call("list_tasks", {}, call_id="a"), function_call("list_tasks", {}, call_id="b")],
+            [function_call("list_tasks", {"status": "done"}, call_id="c")],
+            [assistant_message("Listed three ways.")],
+            [assistant_message("Hello again.")],
+        ]
+    )
+    chat = service_for(db, service, model, history_items=3)
+    first = await chat.turn(user, "list everything")
+    assert first.error is None and len(first.tool_calls) == 3
+    second = await chat.turn(user, "hi", first.conversation_id)
+    assert second.reply == "Hello again."
+    assert kinds_and_text(model.calls[3]) == [
+        ("user", "list everything"),
+        ("function_call", "a"),
+        ("function_call", "b"),
+        ("function_call_output", "a"),
+        ("function_call_output", "b"),
+        ("function_call", "c"),
+        ("function_call_output", "c"),
+        ("assistant", "Listed three ways."),
+        ("user", "hi"),
+    ]
