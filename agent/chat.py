@@ -13,7 +13,6 @@ is stored as the assistant's answer. So the next turn, with any model, sees what
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -23,7 +22,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agents import Agent, ItemHelpers, RunConfig, Runner
+from agents import Agent, ItemHelpers, RunConfig, Runner, Tool
 from agents.items import MessageOutputItem, RunItem, ToolCallItem, ToolCallOutputItem, TResponseInputItem
 from agents.mcp import MCPServer
 from agents.memory import Session
@@ -495,7 +494,7 @@ class ChatService:
         def instructions(context: RunContextWrapper[None], agent: Agent[None]) -> str:
             return build_instructions(self.clock(), timezone)
 
-        return Agent(name=AGENT_NAME, instructions=instructions, mcp_servers=[server], model=self.model)
+        return TurnAgent(name=AGENT_NAME, instructions=instructions, mcp_servers=[server], model=self.model)
 
     def _run_config(self, conversation_id: str) -> RunConfig:
         return RunConfig(
@@ -511,10 +510,7 @@ class ChatService:
         session = TurnBuffer(self.sessions(turn.conversation_id), window=self.config.history_items)
         server = self.connector(turn.user)
         error: ChatError | None = None
-        stored_before: Marker | None = None
         try:
-            # Where this turn starts: the last stored item (one row, not the whole history).
-            stored_before = Marker(await session.get_items(limit=1))
             try:
                 await server.connect()  # type: ignore[no-untyped-call]  # untyped in the SDK's ABC
             except Exception as failure:
@@ -552,14 +548,16 @@ class ChatService:
             )
         finally:
             await self._close(server)
+        recorded: list[TResponseInputItem] = []
+        touched = asyncio.create_task(self._touch(turn))  # the listing's order and count, meanwhile
         try:
-            await session.flush()  # the turn's items, in one write
+            recorded = await session.flush()  # the turn's items, in one write
         except Exception as failure:
             error = error or describe_error(failure)
         tool_calls = collector.tool_calls
         if error is not None:
             emit(ErrorEvent(error))
-            recorded = await self._settle(session.inner, turn, error, stored_before)
+            await self._settle(session.inner, turn, error, recorded)
             if not tool_calls:  # a non-streamed run reports nothing when it fails: read what was stored
                 tool_calls = [
                     ToolCallRecord(entry.id, entry.name, entry.arguments, entry.output)
@@ -567,9 +565,14 @@ class ChatService:
                     if isinstance(entry, TranscriptToolCall)
                 ]
             reply = error.message
-        with contextlib.suppress(Exception):
-            await self.store.touch(turn.user.user_id, turn.conversation_id, messages=2)
+        await touched
         return TurnResult(turn.conversation_id, reply, tool_calls, error)
+
+    async def _touch(self, turn: _Turn) -> None:
+        try:
+            await self.store.touch(turn.user.user_id, turn.conversation_id, messages=2)
+        except Exception:
+            log.warning("could not update conversation %s", turn.conversation_id, exc_info=True)
 
     @staticmethod
     async def _close(server: MCPServer) -> None:
@@ -579,46 +582,37 @@ class ChatService:
             log.warning("closing the MCP connection failed", exc_info=True)
 
     async def _settle(
-        self, session: Session, turn: _Turn, error: ChatError, stored_before: Marker | None
-    ) -> list[TResponseInputItem]:
+        self, session: Session, turn: _Turn, error: ChatError, recorded: list[TResponseInputItem]
+    ) -> None:
         """After a failure: keep the person's message, close dangling tool calls, store the error reply.
 
-        Returns what this turn stored before it failed.
+        `recorded` is what this turn stored before it failed.
         """
         try:
-            items = await session.get_items()
-            this_turn = stored_before.after(items) if stored_before is not None else []
             additions: list[TResponseInputItem] = []
-            if stored_before is None or not any(is_user_message(item) for item in this_turn):
+            if not any(is_user_message(item) for item in recorded):
                 additions.append({"role": "user", "content": turn.message})
             additions.extend(
                 {"type": "function_call_output", "call_id": call_id, "output": INTERRUPTED_OUTPUT}
-                for call_id in _dangling_calls(items)
+                for call_id in _dangling_calls(await session.get_items())
             )
             additions.append({"role": "assistant", "content": error.message})
             await session.add_items(additions)
-            return this_turn
         except Exception:
             log.warning(
                 "could not record the failed turn in conversation %s", turn.conversation_id, exc_info=True
             )
-            return []
 
 
-@dataclass(frozen=True)
-class Marker:
-    """The last item a conversation held before a turn (none for a new conversation)."""
+class TurnAgent(Agent[None]):
+    """The agent of one turn: it turns the MCP server's tools into function tools once per turn, not
+    before every model call (the SDK's conversion copies every schema each time)."""
 
-    last: list[TResponseInputItem]
-
-    def after(self, items: list[TResponseInputItem]) -> list[TResponseInputItem]:
-        """The items stored since the mark."""
-        if not self.last:
-            return items
-        for index in range(len(items) - 1, -1, -1):
-            if items[index] == self.last[0]:
-                return items[index + 1 :]
-        return []
+    async def get_mcp_tools(self, run_context: RunContextWrapper[None]) -> list[Tool]:
+        converted: list[Tool] | None = self.__dict__.get("_turn_tools")
+        if converted is None:
+            converted = self.__dict__["_turn_tools"] = await super().get_mcp_tools(run_context)
+        return list(converted)
 
 
 def _dangling_calls(items: Sequence[TResponseInputItem]) -> list[str]:

@@ -205,10 +205,12 @@ class TurnBuffer(SessionABC):
         self._pending.clear()
         await self.inner.clear_session()
 
-    async def flush(self) -> None:
+    async def flush(self) -> list[TResponseInputItem]:
+        """Store what the turn added, in one write; returns it."""
         pending, self._pending = self._pending, []
         if pending:
             await self.inner.add_items(pending)
+        return pending
 
 
 def is_user_message(item: object) -> bool:

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx2
 import openai
+import pytest
+from agents.mcp.util import MCPUtil
 from agents.models.interface import ModelTracing
 from agents.testing import ModelCall, ModelStep, ScriptedModel, assistant_message, function_call
 
@@ -345,3 +347,33 @@ async def test_a_turn_longer_than_the_window_is_given_whole(db: Database, servic
         ("assistant", "Listed three ways."),
         ("user", "hi"),
     ]
+
+
+async def test_a_turn_converts_the_mcp_tools_once(
+    db: Database, service: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversions = 0
+    convert = MCPUtil.get_all_function_tools.__func__  # type: ignore[attr-defined]
+
+    async def counted(cls: type[MCPUtil], *args: Any, **kwargs: Any) -> Any:
+        nonlocal conversions
+        conversions += 1
+        return await convert(cls, *args, **kwargs)
+
+    monkeypatch.setattr(MCPUtil, "get_all_function_tools", classmethod(counted))
+    model = ScriptedModel(
+        [
+            [function_call("list_tasks", {}, call_id="a")],
+            [function_call("list_tasks", {"status": "done"}, call_id="b")],
+            [assistant_message("Nothing yet.")],
+            [assistant_message("Hello.")],
+        ]
+    )
+    chat = service_for(db, service, model)
+    user = ChatUser(user_id(), None, "UTC")
+    first = await chat.turn(user, "what do I have?")
+    assert first.reply == "Nothing yet." and len(model.calls) == 3
+    assert all({tool.name for tool in call.tools} >= {"list_tasks", "add_task"} for call in model.calls)
+    assert conversions == 1
+    await chat.turn(user, "hi", first.conversation_id)
+    assert conversions == 2  # each turn has its own connection, so its own tools
