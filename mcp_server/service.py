@@ -139,8 +139,10 @@ class TaskService:
             tz = await self._zone(session, caller)
             conditions = self._filters(caller, query, tz, self.clock())
             offset = self._decode_cursor(query)
+            count = select(func.count()).select_from(Task).where(*conditions)
+            # The total rides along with the page: one statement, one round trip.
             page = (
-                select(*_SUMMARY_COLUMNS)
+                select(*_SUMMARY_COLUMNS, count.scalar_subquery().label("total"))
                 .where(*conditions)
                 .order_by(*self._order(query))
                 .offset(offset)
@@ -148,13 +150,14 @@ class TaskService:
             )
             rows = (await session.execute(page)).all()
             more = len(rows) > query.limit
-            if offset == 0 and not more:
-                total = len(rows)  # the whole listing is on this page: no need to count
-            else:
-                count = select(func.count()).select_from(Task).where(*conditions)
+            if rows:
+                total = int(rows[0][-1])
+            elif offset == 0:
+                total = 0
+            else:  # a page past the end still reports how many there are
                 total = int(await session.scalar(count) or 0)
         return TaskPage.model_construct(
-            tasks=[_summary(row, tz) for row in rows[: query.limit]],
+            tasks=[_summary(row[:-1], tz) for row in rows[: query.limit]],
             total=total,
             next_cursor=self._encode_cursor(query, offset + query.limit) if more else None,
         )

@@ -241,7 +241,14 @@ async def test_listing_filters_sorts_and_pages(
         caller, TaskQuery(status="all", sort="title", limit=2, cursor=second.next_cursor)
     )
     assert [t.title for t in second.tasks + third.tasks] == ["someday read", "today call", "tomorrow milk"]
-    assert third.next_cursor is None
+    assert third.next_cursor is None and second.total == third.total == 5
+    # Tasks deleted between pages: a page past the end is empty and still says how many there are.
+    for task in first.tasks:
+        await service.delete(caller, task.id)
+    past = await service.list_tasks(
+        caller, TaskQuery(status="all", sort="title", limit=2, cursor=second.next_cursor)
+    )
+    assert past.tasks == [] and past.total == 3 and past.next_cursor is None
     with pytest.raises(InvalidInput, match="different listing"):
         await service.list_tasks(
             caller, TaskQuery(status="open", sort="title", limit=2, cursor=first.next_cursor)
