@@ -237,6 +237,9 @@ async def test_a_chat_message_over_4000_characters_is_422(app: Served) -> None:
 
 async def test_a_hostile_chat_message_does_not_stall_the_server(app: Served) -> None:
     user = User()
+    # One ordinary turn first, so the measured one is the parse and not this app's first-use set-up
+    # (opening the MCP client, listing tools), which a busy machine can stretch past the bound.
+    assert "Warm up" in (await app.chat(user, "add warm up #b"))["reply"]
     hostile = {"message": "add " + "#a, " * 24}  # 100 characters
     started = time.monotonic()
     chat = asyncio.create_task(
