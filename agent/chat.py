@@ -2,7 +2,7 @@
 
 Every turn builds the agent afresh: instructions carrying the current time in the person's time zone,
 the task MCP server (opened for that person) as the only tool source, the configured model, and the
-conversation's Agents SDK session as memory.
+conversation's Agents SDK session as memory (the model is given its latest whole turns).
 
 When a turn fails (model error, unreachable tools, too many steps) the person gets a clear assistant
 message instead of an HTTP error, and the conversation stays consistent for the next turn: their

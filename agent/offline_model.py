@@ -1,6 +1,6 @@
 """The offline model: an Agents SDK `Model` that turns everyday task commands into MCP tool calls.
 
-Stateless: every call re-reads the conversation (the SDK passes it in full as input items). It parses
+Stateless: every call re-reads the conversation (the SDK passes its latest whole turns). It parses
 only the latest USER message (`offline_parser.parse`), replays its own earlier tool calls of this turn
 to see how far it got, and answers with either the next tool call(s) or a final message written from
 the tool results. A "which one?" or "yes, delete all 12" answer is resolved by replaying the previous

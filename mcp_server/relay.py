@@ -52,6 +52,7 @@ class OutboxRelay:
         bulk_size: int = 100,
         concurrency: int = 8,
         poll_seconds: float = 5.0,
+        min_backoff_seconds: float = 0.25,
         max_backoff_seconds: float = 30.0,
         retention: timedelta = timedelta(hours=24),
         clock: Callable[[], datetime] = utcnow,
@@ -62,6 +63,7 @@ class OutboxRelay:
         self.bulk_size = bulk_size
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
+        self.min_backoff_seconds = min_backoff_seconds  # the first wait after a failure, then doubling
         self.max_backoff_seconds = max_backoff_seconds
         self.retention = retention
         self.clock = clock
@@ -138,7 +140,9 @@ class OutboxRelay:
             published, down = await self._round()
             total += published
             if down:
-                self._backoff = min(max(self._backoff * 2, 0.25), self.max_backoff_seconds)
+                self._backoff = min(
+                    max(self._backoff * 2, self.min_backoff_seconds), self.max_backoff_seconds
+                )
                 return total
             self._backoff = 0.0
             if published == 0:
@@ -149,7 +153,7 @@ class OutboxRelay:
 
     def _hold(self, user_id: str) -> None:
         _, delay = self._held.get(user_id, (0.0, 0.0))
-        delay = min(max(delay * 2, 0.25), self.max_backoff_seconds)
+        delay = min(max(delay * 2, self.min_backoff_seconds), self.max_backoff_seconds)
         self._held[user_id] = (self._now() + delay, delay)
 
     def _held_now(self) -> list[str]:
