@@ -246,7 +246,10 @@ async def test_database_restart_is_survived_without_a_restart(cluster: Cluster) 
     async with serving(app) as base:
         load = Load(base, random.Random(SEED))
         # A reminder that falls due while the database is down: it must fire once, after.
-        remind_at = (datetime.now(UTC) + timedelta(seconds=BEFORE_S + 1.5)).replace(microsecond=0)
+        # Whole seconds, rounded up: rounding down could move it up to 1 s earlier, before the outage
+        # when the first requests are slow on a busy machine.
+        soon = datetime.now(UTC) + timedelta(seconds=BEFORE_S + 1.5)
+        remind_at = soon.replace(microsecond=0) + timedelta(seconds=1)
         async with httpx.AsyncClient(
             base_url=base, headers={"Authorization": f"Bearer {token('reminded')}"}
         ) as http:
