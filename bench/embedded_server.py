@@ -6,6 +6,7 @@ import argparse
 
 import uvicorn
 
+from mcp_server.telemetry import configure_logging
 from todo_chatbot.app import SERVER_OPTIONS, create_app
 from todo_chatbot.settings import Settings
 
@@ -13,5 +14,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    app = create_app(Settings(), role="embedded")
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)  # as `todo-chatbot serve` does
+    app = create_app(settings, role="embedded")
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", **SERVER_OPTIONS)
