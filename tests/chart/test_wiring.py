@@ -552,3 +552,4 @@ def test_settings_accept_the_configmap(scenario: str) -> None:
     settings = Settings(_env_file=None, **{key.lower(): value for key, value in env.items()})
     assert settings.environment == "production"
     assert settings.subscriptions == "declarative"
+    assert settings.chat_history_items == 40
