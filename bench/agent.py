@@ -28,7 +28,7 @@ from agents.testing import ScriptedModel, assistant_message, function_call
 from agent.chat import ChatService
 from agent.config import ChatConfig
 from agent.mcp_link import ChatUser, in_process_connector
-from agent.memory import ConversationStore
+from agent.memory import ConversationStore, is_user_message
 from agent.offline_model import OfflineModel
 from agent.offline_parser import parse
 from bench.common import percentile, print_ratio, scratch_database
@@ -81,7 +81,7 @@ class TimedModel(Model):
 async def forget_last_turn(session: Any) -> None:
     """Take the last turn's items (back to its user message) out of the conversation."""
     while (item := await session.pop_item()) is not None:
-        if isinstance(item, dict) and item.get("role") == "user":
+        if is_user_message(item):
             return
 
 
