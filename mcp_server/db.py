@@ -15,7 +15,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.types import TypeDecorator
 
 from mcp_server.errors import StoreUnavailable
@@ -113,6 +119,8 @@ class Database:
         self.url = url
         self.engine = create_engine(url, **engine_options)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # The same pool; each statement is its own transaction (for changes made in one statement).
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def is_postgres(self) -> bool:
@@ -124,6 +132,23 @@ class Database:
         try:
             async with self.sessions() as session, session.begin():
                 yield session
+        except Exception as error:
+            if is_unavailable(error):
+                raise StoreUnavailable() from error
+            raise
+
+    @contextlib.asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for statements that are atomic alone: on PostgreSQL each commits by itself
+        (no BEGIN or COMMIT round trips); on SQLite the block is one transaction, committed at its
+        end. Outages become `StoreUnavailable`."""
+        try:
+            if self.is_postgres:
+                async with self._autocommit.connect() as connection:
+                    yield connection
+            else:
+                async with self.engine.begin() as connection:
+                    yield connection
         except Exception as error:
             if is_unavailable(error):
                 raise StoreUnavailable() from error

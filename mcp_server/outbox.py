@@ -6,13 +6,14 @@ user's changes commit one after another, so their outbox ids follow their sequen
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Integer, Table, Text, bindparam, func, insert, literal_column, select
+from sqlalchemy import Insert, Integer, Table, Text, bindparam, func, insert, literal_column, select, true
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mcp_server.models import OutboxEvent, UserAccount
 
@@ -58,6 +59,59 @@ _POSTGRES_APPEND = (
     )
     .returning(OUTBOX.c.seq)
 )
+
+
+def _postgres_insert_with_event(table: Table) -> Insert:
+    """One statement that inserts a row of `table` (parameters `row_<column>`), takes the user's
+    next sequence number and appends the event: with no transaction around it, it is its own, and
+    the whole change is one round trip."""
+    row = insert(table).values({c.name: bindparam(f"row_{c.name}", type_=c.type) for c in table.columns})
+    written = row.returning(*table.primary_key.columns).cte("written")
+    seq = _POSTGRES_NEXT_SEQ.cte("seq_for_write")
+    return (
+        insert(OUTBOX)
+        .from_select(
+            ["event_id", "event_type", "user_id", "seq", "payload", "created_at", "attempts"],
+            select(
+                bindparam("event_id"),
+                bindparam("event_type"),
+                bindparam("user_id"),
+                seq.c.last_seq,
+                bindparam("payload", type_=OUTBOX.c.payload.type),
+                bindparam("created_at", type_=OUTBOX.c.created_at.type),
+                literal_column("0"),
+            ).select_from(seq.join(written, true())),
+        )
+        .returning(OUTBOX.c.seq)
+    )
+
+
+async def insert_with_event(
+    connection: AsyncConnection,
+    table: Table,
+    values: dict[str, Any],
+    event: dict[str, Any],
+    *,
+    user_id: str,
+    timezone: str | None,
+    created_at: datetime,
+) -> int:
+    """PostgreSQL: insert `values` into `table` and append `event` in one statement (see above);
+    returns the event's sequence number. Run it on an autocommit connection: it is atomic alone."""
+    statement = _postgres_insert_with_event_cached(table)
+    params = {f"row_{name}": value for name, value in values.items()} | {
+        "event_id": event["id"],
+        "event_type": event["type"],
+        "user_id": user_id,
+        "payload": event,
+        "created_at": created_at,
+        "timezone": timezone,
+        "count": 1,
+    }
+    return int((await connection.execute(statement, params)).scalar_one())
+
+
+_postgres_insert_with_event_cached = functools.cache(_postgres_insert_with_event)
 
 
 async def append(

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, exists, func, insert, literal, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import column
 from sqlmodel import col
 from uuid6 import uuid7
@@ -166,21 +166,27 @@ class TaskService:
 
     async def create(self, caller: Caller, fields: TaskCreate) -> TaskOut:
         now = self.clock()
-        async with self.db.transaction() as session:
-            tz = await self._zone(session, caller)
-            task = Task(
-                id=uuid7(),
-                user_id=caller.user_id,
-                title=fields.title,
-                description=fields.description,
-                priority=Priority[fields.priority or "none"],
-                tags=fields.tags or [],
-                created_at=now,
-                updated_at=now,
-            )
-            _apply_schedule(task, fields.due, fields.remind, fields.repeat, tz=tz, now=now)
-            await session.execute(insert(TASKS), task.model_dump())
-            await self._record(session, caller, TASK_CREATED, str(task.id), task_data(task), now)
+        if self.db.is_postgres:  # the task and its event in one statement: one round trip
+            async with self.db.autocommit() as connection:
+                tz = await self._zone(connection, caller)
+                task = _new_task(caller, fields, tz, now)
+                event = self._event(caller, TASK_CREATED, str(task.id), task_data(task), now)
+                await outbox.insert_with_event(
+                    connection,
+                    TASKS,
+                    task.model_dump(),
+                    event,
+                    user_id=caller.user_id,
+                    timezone=caller.timezone,
+                    created_at=now,
+                )
+            self._zone_stored(caller)
+        else:
+            async with self.db.transaction() as session:
+                tz = await self._zone(session, caller)
+                task = _new_task(caller, fields, tz, now)
+                await session.execute(insert(TASKS), task.model_dump())
+                await self._record(session, caller, TASK_CREATED, str(task.id), task_data(task), now)
         self._committed()
         return to_out(task, tz)
 
@@ -363,7 +369,7 @@ class TaskService:
             raise TaskNotFound(task_id)
         return task
 
-    async def _zone(self, session: AsyncSession, caller: Caller) -> ZoneInfo:
+    async def _zone(self, session: AsyncSession | AsyncConnection, caller: Caller) -> ZoneInfo:
         """The caller's zone: the one their client sends, else the one stored for them, else UTC."""
         if caller.timezone:
             try:
@@ -407,18 +413,7 @@ class TaskService:
         if not changes:
             return
         await session.flush()  # the tasks' own statements first, then the user's row lock
-        events = [
-            build_event(
-                event_type,
-                data,
-                source=self.source,
-                subject=subject,
-                user_id=caller.user_id,
-                time=now,
-                traceparent=self._traceparent(),
-            )
-            for subject, data in changes
-        ]
+        events = [self._event(caller, event_type, subject, data, now) for subject, data in changes]
         if len(events) == 1:  # the common case: one statement on PostgreSQL
             await outbox.append(
                 session, events[0], user_id=caller.user_id, timezone=caller.timezone, created_at=now
@@ -427,7 +422,24 @@ class TaskService:
             await outbox.append_many(
                 session, events, user_id=caller.user_id, timezone=caller.timezone, created_at=now
             )
-        if caller.timezone:  # it was just stored for them
+        self._zone_stored(caller)
+
+    def _event(
+        self, caller: Caller, event_type: str, subject: str, data: dict[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        return build_event(
+            event_type,
+            data,
+            source=self.source,
+            subject=subject,
+            user_id=caller.user_id,
+            time=now,
+            traceparent=self._traceparent(),
+        )
+
+    def _zone_stored(self, caller: Caller) -> None:
+        """Appending an event stores the zone the caller's client sent: remember it."""
+        if caller.timezone:
             self._zones[caller.user_id] = (dates.zone(caller.timezone), time.monotonic() + ZONE_CACHE_SECONDS)
 
     def on_commit(self, listener: Callable[[], None]) -> None:
@@ -517,6 +529,21 @@ def _when(
         return dates.parse_when(text, tz=tz, now=now.astimezone(tz), default_time=default_time)
     except dates.DateParseError as error:
         raise InvalidInput(field, str(error)) from None
+
+
+def _new_task(caller: Caller, fields: TaskCreate, tz: ZoneInfo, now: datetime) -> Task:
+    task = Task(
+        id=uuid7(),
+        user_id=caller.user_id,
+        title=fields.title,
+        description=fields.description,
+        priority=Priority[fields.priority or "none"],
+        tags=fields.tags or [],
+        created_at=now,
+        updated_at=now,
+    )
+    _apply_schedule(task, fields.due, fields.remind, fields.repeat, tz=tz, now=now)
+    return task
 
 
 def _apply_schedule(
