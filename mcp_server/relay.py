@@ -19,7 +19,8 @@ from typing import Any
 import psycopg
 from sqlalchemy import delete, func, select, update
 
-from mcp_server.db import Database, database_url, is_unavailable
+from mcp_server.db import Database, database_url
+from mcp_server.errors import StoreUnavailable
 from mcp_server.models import OutboxEvent, utcnow
 from mcp_server.outbox import OUTBOX, document
 from mcp_server.publishing import EventPublisher, PublishFailed, RoundPublisher
@@ -72,10 +73,17 @@ class OutboxRelay:
         self._backoff = 0.0
         self._held: dict[str, tuple[float, float]] = {}  # user id -> (retry at, delay) after a failure
         self._last_prune = 0.0
+        self._last_measure = float("-inf")
+        self._listening = False  # LISTEN is on: every commit's NOTIFY wakes us, ours included
 
     def wake(self) -> None:
-        """Called after a commit that wrote to the outbox."""
-        self._wake.set()
+        """Called after a commit in this process that wrote to the outbox.
+
+        While LISTEN is on, the commit's NOTIFY wakes the relay anyway: waking twice would cost an
+        extra pass per change, so the in-process signal is for SQLite (and the moments without LISTEN).
+        """
+        if not self._listening:
+            self._wake.set()
 
     async def run(self) -> None:
         """Relay until cancelled (one leader per database on PostgreSQL)."""
@@ -99,6 +107,8 @@ class OutboxRelay:
             while not await self._try_lock(connection):  # noqa: ASYNC110  (another replica leads)
                 await asyncio.sleep(self.poll_seconds)
             await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self._listening = True
+            self._wake.set()  # rows committed before LISTEN
             log.info("outbox relay is the leader")
             relay = asyncio.create_task(self._relay_while_leader())
             listener = asyncio.create_task(self._listen(connection))
@@ -106,6 +116,7 @@ class OutboxRelay:
                 # The listener ends when the connection (and with it the lock) is lost.
                 done, _ = await asyncio.wait({relay, listener}, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                self._listening = False
                 for task in (relay, listener):
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -117,7 +128,7 @@ class OutboxRelay:
         while True:
             self._wake.clear()
             await self.drain()
-            await self._measure_backlog()
+            await self._measure_backlog_now_and_then()
             await self._prune_now_and_then()
             if self._backoff:  # the database is down: wait the backoff out
                 await asyncio.sleep(self._backoff)
@@ -137,7 +148,7 @@ class OutboxRelay:
         """
         total = 0
         while True:
-            published, down = await self._round()
+            published, down, full = await self._round()
             total += published
             if down:
                 self._backoff = min(
@@ -145,7 +156,8 @@ class OutboxRelay:
                 )
                 return total
             self._backoff = 0.0
-            if published == 0:
+            # A short batch held everything that may go now (rows committed meanwhile wake us again).
+            if published == 0 or not full:
                 return total
 
     def _now(self) -> float:
@@ -160,23 +172,23 @@ class OutboxRelay:
         now = self._now()
         return [user for user, (retry_at, _) in self._held.items() if retry_at > now]
 
-    async def _round(self) -> tuple[int, bool]:
-        """One batch: each user's events in order (users in parallel). Returns (published, database down)."""
+    async def _round(self) -> tuple[int, bool, bool]:
+        """One batch: each user's events in order (users in parallel).
+
+        Returns (published, database down, the batch was full so more may be pending)."""
         pending = select(OUTBOX.c.id, OUTBOX.c.user_id, OUTBOX.c.seq, OUTBOX.c.payload).where(
             OUTBOX.c.published_at.is_(None)
         )
         if held := self._held_now():
             pending = pending.where(OUTBOX.c.user_id.not_in(held))
         try:
-            async with self.db.sessions() as session:
-                rows = (await session.execute(pending.order_by(OUTBOX.c.id).limit(self.batch_size))).all()
-        except Exception as error:
-            if is_unavailable(error):
-                self._note_failure(f"database unavailable: {type(error).__name__}")
-                return 0, True
-            raise
+            async with self.db.autocommit() as connection:
+                rows = (await connection.execute(pending.order_by(OUTBOX.c.id).limit(self.batch_size))).all()
+        except StoreUnavailable as error:
+            self._note_failure(f"database unavailable: {type(error.__cause__).__name__}")
+            return 0, True, False
         if not rows:
-            return 0, False
+            return 0, False, False
         self.stats.rounds += 1
         by_user: dict[str, list[Pending]] = {}
         for row_id, user_id, seq, payload in rows:
@@ -194,7 +206,7 @@ class OutboxRelay:
             await self._mark_published(published)
         if failed_users:
             await self._count_attempt(failed_users)
-        return len(published), False
+        return len(published), False, len(rows) == self.batch_size
 
     async def _publish(self, by_user: dict[str, list[Pending]]) -> list[tuple[list[int], bool]]:
         """Publish each user's events in order (users side by side): per user, in `by_user`'s
@@ -232,12 +244,19 @@ class OutboxRelay:
 
         return list(await asyncio.gather(*(publish_user(user, items) for user, items in by_user.items())))
 
-    async def _measure_backlog(self) -> None:
-        """The backlog gauges: unpublished rows and the age of the oldest (after each pass)."""
+    async def _measure_backlog_now_and_then(self) -> None:
+        """The backlog gauges after a pass, at most once a second (not a query per change)."""
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._last_measure >= 1.0:
+            self._last_measure = loop_time
+            await self.measure_backlog()
+
+    async def measure_backlog(self) -> None:
+        """Set the backlog gauges: unpublished rows and the age of the oldest."""
         with contextlib.suppress(Exception):
-            async with self.db.sessions() as session:
+            async with self.db.autocommit() as connection:
                 count, oldest = (
-                    await session.execute(
+                    await connection.execute(
                         select(func.count(), func.min(OUTBOX.c.created_at)).where(
                             OUTBOX.c.published_at.is_(None)
                         )
@@ -255,8 +274,8 @@ class OutboxRelay:
         log.warning("outbox publish failed: %s", message)
 
     async def _mark_published(self, ids: list[int]) -> None:
-        async with self.db.transaction() as session:
-            await session.execute(
+        async with self.db.autocommit() as connection:  # one statement: its own transaction
+            await connection.execute(
                 update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(published_at=self.clock())
             )
         self.stats.published += len(ids)

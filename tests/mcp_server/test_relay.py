@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 
 from mcp_server.db import Database
@@ -115,6 +116,40 @@ async def test_failures_back_off_and_count_attempts(db: Database, new_caller: An
             row = await session.scalar(select(OutboxEvent).where(OutboxEvent.user_id == caller.user_id))
         assert row is not None and row.published_at is not None and row.attempts >= 1
         assert "500" in (row.last_error or "")
+
+
+async def test_backlog_gauges_count_what_waits(db: Database, new_caller: Any) -> None:
+    """`todo_outbox_backlog` and the oldest row's age grow while the sidecar refuses and fall once
+    the events are out (measured after a pass, at most once a second)."""
+    caller: Caller = new_caller()
+
+    def gauge(name: str) -> float:
+        return REGISTRY.get_sample_value(name) or 0.0
+
+    async def unpublished() -> int:
+        async with db.sessions() as session:
+            return int(
+                await session.scalar(
+                    select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+                )
+                or 0
+            )
+
+    async with FakeSidecar() as sidecar:
+        sidecar.fail(publish=True, status=500)
+        relay = OutboxRelay(db, publisher(sidecar), poll_seconds=0.1, max_backoff_seconds=0.2)
+        for title in ("one", "two", "three"):
+            await TaskService(db).create(caller, TaskCreate(title=title))
+        async with running(relay):
+            await eventually(
+                lambda: gauge("todo_outbox_backlog") >= 3 and gauge("todo_outbox_oldest_age_seconds") >= 1,
+                timeout=10,
+            )
+            sidecar.heal()
+            await eventually(lambda: len(mine(sidecar, caller.user_id)) == 3, timeout=15)
+            await eventually(lambda: relay.stats.published >= 3, timeout=15)
+        await relay.measure_backlog()
+        assert gauge("todo_outbox_backlog") == await unpublished()
 
 
 async def test_published_rows_are_pruned_after_retention(db: Database, new_caller: Any) -> None:
