@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, Insert, Table, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,7 +22,7 @@ from sqlmodel import col
 from event_handlers.models import ScheduledJob
 from mcp_server.db import Database
 from mcp_server.models import utcnow
-from mcp_server.publishing import sidecar_client
+from mcp_server.publishing import SidecarHttp, SidecarUnreachable, excerpt
 
 log = logging.getLogger(__name__)
 
@@ -90,23 +89,26 @@ class DaprJobScheduler:
         timeout: float = 5.0,
         host: str = "127.0.0.1",
     ) -> None:
-        self._http = sidecar_client(port=port, api_token=api_token, timeout=timeout, host=host)
+        self._http = SidecarHttp(port=port, api_token=api_token, timeout=timeout, host=host)
         self._clock = clock
 
     async def schedule(self, name: str, due_at: datetime, data: dict[str, Any]) -> None:
         body = DaprJob(dueTime=due_time(due_at, self._clock()), data=data)
-        await self._call("POST", name, json=body.model_dump())
+        await self._call("POST", name, body.model_dump_json().encode())
 
     async def delete(self, name: str) -> None:
         await self._call("DELETE", name)
 
-    async def _call(self, method: str, name: str, **kwargs: Any) -> None:
+    async def _call(self, method: str, name: str, body: bytes | None = None) -> None:
+        headers = {"content-type": "application/json"} if body is not None else None
         try:
-            response = await self._http.request(method, f"/v1.0/jobs/{name}", **kwargs)
-        except httpx.HTTPError as error:
-            raise JobFailed(f"sidecar unreachable: {type(error).__name__}") from error
-        if response.status_code != 204:
-            raise JobFailed(f"{method} job answered {response.status_code}: {response.text[:200]}")
+            status, answer = await self._http.request(
+                method, f"/v1.0/jobs/{name}", body=body, headers=headers
+            )
+        except SidecarUnreachable as error:
+            raise JobFailed(f"sidecar unreachable: {error}") from error
+        if status != 204:
+            raise JobFailed(f"{method} job answered {status}: {excerpt(answer)}")
 
     async def aclose(self) -> None:
         await self._http.aclose()
