@@ -433,7 +433,8 @@ class ChatService:
         self._track(asyncio.create_task(self._run_into(turn, queue)))
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), self.heartbeat_s)
+                async with asyncio.timeout(self.heartbeat_s):  # not wait_for: it can lose a cancellation
+                    event = await queue.get()
             except TimeoutError:
                 yield HeartbeatEvent()
                 continue

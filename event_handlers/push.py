@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from event_handlers.deps import HandlerDeps
 from event_handlers.intake import Outcome, TaskEvent
 from event_handlers.metrics import WEBSOCKET_CONNECTIONS
+from mcp_server.aio import stop
 from mcp_server.db import Database
 from mcp_server.history import latest_seq, missed_events
 from todo_chatbot.settings import Settings
@@ -125,13 +126,10 @@ class PushHub:
         try:
             done, _ = await asyncio.wait({streaming, cut}, return_when=asyncio.FIRST_COMPLETED)
             if streaming not in done:  # too slow: stop writing to it, even mid-send
-                streaming.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await streaming
+                await stop(streaming)
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(
-                        websocket.close(CLOSE_TOO_SLOW, "client too slow; reconnect with ?after=<seq>"), 1.0
-                    )
+                    async with asyncio.timeout(1.0):
+                        await websocket.close(CLOSE_TOO_SLOW, "client too slow; reconnect with ?after=<seq>")
         finally:
             WEBSOCKET_CONNECTIONS.dec()
             cut.cancel()
@@ -176,9 +174,7 @@ class PushHub:
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             return
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            await stop(reader)
 
     @staticmethod
     async def _read(websocket: WebSocket) -> int | None:

@@ -179,7 +179,8 @@ class EmbeddedScheduler:
             self._timer_at = next_due
             timeout = None if next_due is None else max(0.0, (next_due - self.clock()).total_seconds())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: it can lose a cancellation
+                    await self._wake.wait()
 
     async def fire_due(self) -> datetime | None:
         """Trigger every job due now, in batches; returns when the next one is due (None: no jobs)."""

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import delete, func, select, update
 
+from mcp_server.aio import stop
 from mcp_server.db import Database, database_url
 from mcp_server.errors import StoreUnavailable
 from mcp_server.models import OutboxEvent, utcnow
@@ -117,10 +118,7 @@ class OutboxRelay:
                 done, _ = await asyncio.wait({relay, listener}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 self._listening = False
-                for task in (relay, listener):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+                await stop(relay, listener)
             for task in done:
                 task.result()
 
@@ -137,7 +135,8 @@ class OutboxRelay:
             if self._held:  # some users' events wait for their retry time
                 timeout = min(timeout, max(0.0, min(at for at, _ in self._held.values()) - self._now()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: it can lose a cancellation
+                    await self._wake.wait()
 
     async def drain(self) -> int:
         """Publish everything pending that may go now, oldest first.

@@ -33,6 +33,7 @@ from event_handlers.deps import HandlerDeps
 from event_handlers.http import push_router
 from event_handlers.push import DatabaseHistory, hub_from
 from event_handlers.scheduling import EmbeddedScheduler
+from mcp_server.aio import stop
 from mcp_server.auth import Authenticator
 from mcp_server.db import Database
 from mcp_server.errors import NotAuthenticated
@@ -222,9 +223,7 @@ def _lifespan(
                     await close()
                 except Exception:
                     logging.getLogger(__name__).warning("a shutdown step failed", exc_info=True)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop(*tasks)
             await core.db.dispose()
 
     return lifespan
