@@ -61,6 +61,7 @@ _POSTGRES_APPEND = (
 )
 
 
+@functools.cache
 def _postgres_insert_with_event(table: Table) -> Insert:
     """One statement that inserts a row of `table` (parameters `row_<column>`), takes the user's
     next sequence number and appends the event: with no transaction around it, it is its own, and
@@ -98,7 +99,7 @@ async def insert_with_event(
 ) -> int:
     """PostgreSQL: insert `values` into `table` and append `event` in one statement (see above);
     returns the event's sequence number. Run it on an autocommit connection: it is atomic alone."""
-    statement = _postgres_insert_with_event_cached(table)
+    statement = _postgres_insert_with_event(table)
     params = {f"row_{name}": value for name, value in values.items()} | {
         "event_id": event["id"],
         "event_type": event["type"],
@@ -109,9 +110,6 @@ async def insert_with_event(
         "count": 1,
     }
     return int((await connection.execute(statement, params)).scalar_one())
-
-
-_postgres_insert_with_event_cached = functools.cache(_postgres_insert_with_event)
 
 
 async def append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -109,6 +110,21 @@ async def test_every_change_is_one_event_in_user_order(
     assert rows[2].payload["data"]["completed"] is True and rows[2].payload["data"]["completedAt"] is not None
     assert len({row.event_id for row in rows}) == 5
     assert await task_count(db, caller.user_id) == 0
+
+
+async def test_concurrent_changes_of_one_user_leave_the_outbox_in_their_order(
+    service: TaskService, db: Database, new_caller: NewCaller
+) -> None:
+    """The user's row lock is taken before the outbox row gets its id, also when the whole change
+    is one statement: the relay, reading by id, sends one user's events in sequence order."""
+    caller = new_caller()
+    first = await service.create(caller, add("first"))
+    await asyncio.gather(
+        *(service.create(caller, add(f"task {index}")) for index in range(24)),
+        *(service.update(caller, first.id, TaskPatch(add_tags=[f"t{index}"])) for index in range(8)),
+    )
+    rows = await outbox(db, caller.user_id)
+    assert [row.seq for row in rows] == list(range(1, 34))
 
 
 @pytest.mark.parametrize(
