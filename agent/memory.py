@@ -26,23 +26,30 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Insert,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    bindparam,
     delete,
+    func,
     insert,
     select,
+    true,
     update,
 )
 from sqlalchemy import text as sql_text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeDecorator
 from uuid6 import uuid7
+
+from mcp_server.db import SingleStatements
 
 TITLE_CHARS = 80
 CONVERSATION_ID_CHARS = 64
@@ -143,10 +150,51 @@ def _reachable() -> Iterator[None]:
         raise
 
 
+def _postgres_add_items() -> Insert:
+    """Upsert the session's row (which locks it, as the SDK's `SELECT ... FOR UPDATE` does, and
+    touches `updated_at`) and append the items in their order, in one statement."""
+    parent = (
+        postgresql.insert(agent_sessions)
+        .values(session_id=bindparam("session_id"))
+        .on_conflict_do_update(index_elements=["session_id"], set_={"updated_at": func.current_timestamp()})
+        .returning(agent_sessions.c.session_id)
+        .cte("parent")
+    )
+    items = (
+        func.unnest(bindparam("items", type_=postgresql.ARRAY(Text)))
+        .table_valued("message_data", with_ordinality="position")
+        .render_derived("items")
+    )
+    rows = (
+        select(parent.c.session_id, items.c.message_data)
+        .select_from(parent.join(items, true()))
+        .order_by(items.c.position)
+    )
+    return insert(agent_messages).from_select(["session_id", "message_data"], rows)
+
+
+_POSTGRES_ADD_ITEMS = _postgres_add_items()
+
+
 class _AgentSession(SQLAlchemySession):
-    """The SDK session, with SQLite's lock wait no shorter than the rest of the service uses (30 s)."""
+    """The SDK session, with SQLite's lock wait no shorter than the rest of the service uses (30 s),
+    and on PostgreSQL a turn's items written in one statement: one round trip where the SDK's
+    `add_items` takes six (begin, two selects, insert, update, commit)."""
 
     _SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+    def __init__(self, session_id: str, *, engine: AsyncEngine, statements: SingleStatements) -> None:
+        super().__init__(session_id, engine=engine, create_tables=False)
+        self._statements = statements
+        self._postgres = engine.dialect.name == "postgresql"
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        if not self._postgres or not items:
+            await super().add_items(items)
+            return
+        data = [await self._serialize_item(item) for item in items]
+        async with self._statements.connect() as connection:
+            await connection.execute(_POSTGRES_ADD_ITEMS, {"session_id": self.session_id, "items": data})
 
 
 class TurnBuffer(SessionABC):
@@ -225,8 +273,10 @@ SessionFactory = Callable[[str], Session]
 def sqlalchemy_sessions(engine: AsyncEngine) -> SessionFactory:
     """SDK sessions on `engine` (the service's shared engine), against the migrated tables."""
 
+    statements = SingleStatements(engine)
+
     def session(conversation_id: str) -> Session:
-        return _AgentSession(conversation_id, engine=engine, create_tables=False)
+        return _AgentSession(conversation_id, engine=engine, statements=statements)
 
     return session
 
@@ -283,6 +333,7 @@ class ConversationStore:
 
     def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
+        self._statements = SingleStatements(engine)
         self.sessions: SessionFactory = sqlalchemy_sessions(engine)
         """The SDK session of a conversation id, in the same database."""
         self.clock = clock
@@ -312,7 +363,7 @@ class ConversationStore:
             conversations.c.id == conversation_id, conversations.c.user_id == user_id
         )
         with _reachable():
-            async with self.engine.connect() as connection:
+            async with self._statements.connect() as connection:
                 row = (await connection.execute(query)).first()
         return None if row is None else _conversation(row)
 
@@ -338,7 +389,7 @@ class ConversationStore:
             .values(updated_at=self.clock(), message_count=conversations.c.message_count + messages)
         )
         with _reachable():
-            async with self.engine.begin() as connection:
+            async with self._statements.connect() as connection:
                 await connection.execute(statement)
 
     async def delete(self, user_id: str, conversation_id: str) -> bool:

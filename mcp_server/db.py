@@ -112,6 +112,32 @@ def is_unavailable(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
+class SingleStatements:
+    """Connections for statements that are atomic alone.
+
+    On PostgreSQL each statement commits by itself (autocommit: no BEGIN or COMMIT round trips,
+    so a one-statement change or read is one round trip); on SQLite the block is one transaction,
+    committed at its end (its writes take the lock up front, see `create_engine`).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._autocommit = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else None
+        )
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        if self._autocommit is not None:
+            async with self._autocommit.connect() as connection:
+                yield connection
+        else:
+            async with self._engine.begin() as connection:
+                yield connection
+
+
 class Database:
     """The engine and session factory of one database, plus what its dialect can do."""
 
@@ -119,8 +145,7 @@ class Database:
         self.url = url
         self.engine = create_engine(url, **engine_options)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        # The same pool; each statement is its own transaction (for changes made in one statement).
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.single_statements = SingleStatements(self.engine)
 
     @property
     def is_postgres(self) -> bool:
@@ -139,16 +164,11 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for statements that are atomic alone: on PostgreSQL each commits by itself
-        (no BEGIN or COMMIT round trips); on SQLite the block is one transaction, committed at its
-        end. Outages become `StoreUnavailable`."""
+        """A connection for statements that are atomic alone (`SingleStatements`); outages become
+        `StoreUnavailable`."""
         try:
-            if self.is_postgres:
-                async with self._autocommit.connect() as connection:
-                    yield connection
-            else:
-                async with self.engine.begin() as connection:
-                    yield connection
+            async with self.single_statements.connect() as connection:
+                yield connection
         except Exception as error:
             if is_unavailable(error):
                 raise StoreUnavailable() from error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -127,6 +128,43 @@ async def test_the_sdk_session_works_on_the_migrated_schema(db: Database) -> Non
     assert await one.get_items() == []
     assert await two.get_items() == [{"role": "user", "content": "other"}]
     await two.clear_session()
+
+
+async def test_our_sessions_write_what_the_sdk_session_reads(db: Database) -> None:
+    """Our sessions write a turn in one statement on PostgreSQL (the SDK's own way on SQLite): the
+    SDK's session reads it back in order, mixed with its own writes, and turns written at the same
+    time stay whole."""
+    conversation = f"s-{uuid.uuid4().hex}"
+    ours = sqlalchemy_sessions(db.engine)(conversation)
+    sdk = SQLAlchemySession(conversation, engine=db.engine, create_tables=False)
+    turn: list[Any] = [
+        {"role": "user", "content": "héllo"},
+        {"type": "function_call", "call_id": "c1", "name": "list_tasks", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": '{"tasks": [], "total": 0}'},
+        {"role": "assistant", "content": "You have no tasks."},
+    ]
+    await ours.add_items(turn)
+    await sdk.add_items([{"role": "user", "content": "and now?"}])
+    await ours.add_items([{"role": "assistant", "content": "Still none."}])
+    assert await sdk.get_items() == [
+        *turn,
+        {"role": "user", "content": "and now?"},
+        {"role": "assistant", "content": "Still none."},
+    ]
+
+    batches = [[{"role": "user", "content": f"{batch}-{index}"} for index in range(5)] for batch in range(6)]
+    await asyncio.gather(*(sqlalchemy_sessions(db.engine)(conversation).add_items(b) for b in batches))
+    stored = (await sdk.get_items())[-30:]
+    written = [stored[start : start + 5] for start in range(0, 30, 5)]
+    assert sorted(written, key=lambda batch: str(batch[0]["content"])) == batches
+    async with db.engine.connect() as connection:
+        rows = await connection.scalar(
+            select(func.count())
+            .select_from(agent_sessions)
+            .where(agent_sessions.c.session_id == conversation)
+        )
+    assert rows == 1
+    await sdk.clear_session()
 
 
 async def test_store_scopes_orders_and_forgets(db: Database) -> None:
