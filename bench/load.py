@@ -1,13 +1,16 @@
 """Sustained load on the embedded service (PostgreSQL, auth on): chat sessions and MCP clients at once.
 
     python bench/load.py [--seconds 60] [--warmup 5] [--chat-sessions 50] [--mcp-clients 20]
+                         [--think 0] [--mcp-pause 0]
 
 `--chat-sessions` people chat through `POST /api/chat?stream=false` (the offline model) with a
 rotating set of everyday requests (add, list, complete, search), each in one conversation; at the
 same time `--mcp-clients` MCP clients (the official client over Streamable HTTP, in a second process)
 call add/list/update/complete. Every session and client is its own user. After `--warmup` seconds
 the measured window of `--seconds` starts. Printed: errors by kind, p50/p99 per operation,
-throughput, and the server process's RSS at the start and the end of the window.
+throughput, and the server process's RSS at the start and the end of the window. By default every
+session and client sends its next request the moment the last is answered (a stress test: the
+latency is then mostly queueing); `--think` and `--mcp-pause` pace them like people and agents.
 
 Targets: 0 errors; RSS growth < 10%; chat turn p99 < 250 ms.
 """
@@ -149,7 +152,7 @@ async def chat_session(
 
 
 async def mcp_client(
-    base: str, user: str, window: tuple[float, float], samples: Samples, errors: Counter[str]
+    base: str, user: str, window: tuple[float, float], samples: Samples, errors: Counter[str], pause: float
 ) -> None:
     start, stop = window
     rng = random.Random(user)
@@ -191,15 +194,18 @@ async def mcp_client(
                 samples[tool].append(ended - began)
                 if error:
                     errors[error] += 1
+            if pause:
+                await asyncio.sleep(pause)
 
 
-def mcp_process(base: str, clients: int, window: tuple[float, float], out: Any) -> None:
+def mcp_process(base: str, clients: int, window: tuple[float, float], pause: float, out: Any) -> None:
     async def main() -> None:
         samples: Samples = defaultdict(list)
         errors: Counter[str] = Counter()
         users = [f"load-mcp-{index}-{os.getpid()}" for index in range(clients)]
         results = await asyncio.gather(
-            *(mcp_client(base, user, window, samples, errors) for user in users), return_exceptions=True
+            *(mcp_client(base, user, window, samples, errors, pause) for user in users),
+            return_exceptions=True,
         )
         for result in results:
             if isinstance(result, BaseException):
@@ -248,7 +254,7 @@ def row(name: str, seconds: list[float], window: float) -> str:
     )
 
 
-def run(seconds: float, warmup: float, sessions: int, clients: int, think: float) -> None:
+def run(seconds: float, warmup: float, sessions: int, clients: int, think: float, pause: float) -> None:
     with scratch_database() as url:
         port = free_port()
         log = tempfile.NamedTemporaryFile(prefix="bench-load-server-", suffix=".log", delete=False)  # noqa: SIM115
@@ -258,7 +264,8 @@ def run(seconds: float, warmup: float, sessions: int, clients: int, think: float
             window = (start, start + seconds)
             context = multiprocessing.get_context("spawn")
             queue = context.Queue()
-            child = context.Process(target=mcp_process, args=(base, clients, window, queue), daemon=True)
+            arguments = (base, clients, window, pause, queue)
+            child = context.Process(target=mcp_process, args=arguments, daemon=True)
             child.start()
             samples, errors, watched = asyncio.run(chat_load(base, sessions, window, server.pid, think))
             mcp_samples, mcp_errors = queue.get(timeout=120)
@@ -270,6 +277,7 @@ def run(seconds: float, warmup: float, sessions: int, clients: int, think: float
         f"load: {sessions} chat sessions + {clients} MCP clients, "
         f"{seconds:.0f} s after a {warmup:.0f} s warm-up"
         + (f", {think:.1f} s between a session's turns" if think else ", each turn right after the last")
+        + (f", {pause:.1f} s between an MCP client's calls" if pause else ", each call right after the last")
     )
     print(f"  {'operation':<26}{'n':>8}{'p50 ms':>10}{'p99 ms':>10}{'per s':>10}")
     for name in ["chat turn", "add_task", "list_tasks", "update_task", "complete_task"]:
@@ -312,8 +320,11 @@ def main() -> None:
     parser.add_argument(
         "--think", type=float, default=0.0, help="seconds a person pauses between turns (default 0)"
     )
+    parser.add_argument(
+        "--mcp-pause", type=float, default=0.0, help="seconds an MCP client waits between calls (default 0)"
+    )
     args = parser.parse_args()
-    run(args.seconds, args.warmup, args.chat_sessions, args.mcp_clients, args.think)
+    run(args.seconds, args.warmup, args.chat_sessions, args.mcp_clients, args.think, args.mcp_pause)
 
 
 if __name__ == "__main__":
