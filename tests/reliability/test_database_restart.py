@@ -44,6 +44,7 @@ MCP_CLIENTS = sized(1, 2)
 OUTAGES = sized(1, 3)
 BEFORE_S = sized(2, 6)  # load before each outage
 DOWN_S = 3.0
+FAST_STOP_S = 8
 RECOVERY_S = 5.0  # writes must succeed again within this long after the database is back
 AFTER_S = sized(6, 10)  # load after each outage
 REQUEST_TIMEOUT_S = 15.0
@@ -56,6 +57,7 @@ class Cluster:
 
     root: Path
     port: int
+    stuck_stops: list[str] = field(default_factory=list)  # what held up a fast stop, each time one did
 
     @property
     def data(self) -> Path:
@@ -94,6 +96,21 @@ class Cluster:
 
     def stop(self, mode: str = "fast") -> None:
         self.run("pg_ctl", "stop", "-w", "-t", "60", "-D", str(self.data), "-m", mode)
+
+    def restart_outage(self) -> None:
+        """Stop the way a managed database is restarted (fast: sessions are terminated, then a
+        checkpoint). A fast stop normally takes well under a second; one that has not finished
+        in FAST_STOP_S is recorded (its processes and log) and finished immediately instead, so
+        that the outage stays an outage of a few seconds."""
+        try:
+            self.run("pg_ctl", "stop", "-w", "-t", str(FAST_STOP_S), "-D", str(self.data), "-m", "fast")
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            processes = subprocess.run(
+                ["ps", "-o", "pid,stat,wchan:24,etime,args", "-u", "postgres"], capture_output=True, text=True
+            ).stdout
+            log = (self.root / "log").read_text(errors="replace").splitlines()[-25:]
+            self.stuck_stops.append(processes + "\n".join(log))
+            self.stop("immediate")
 
 
 @pytest.fixture
@@ -263,7 +280,7 @@ async def test_database_restart_is_survived_without_a_restart(cluster: Cluster) 
             for _ in range(OUTAGES):
                 await asyncio.sleep(BEFORE_S)
                 went_down = time.monotonic()
-                await asyncio.to_thread(cluster.stop, "fast")
+                await asyncio.to_thread(cluster.restart_outage)
                 await asyncio.sleep(DOWN_S)
                 await asyncio.to_thread(cluster.start)
                 outages.append((went_down, time.monotonic()))
@@ -282,6 +299,9 @@ async def test_database_restart_is_survived_without_a_restart(cluster: Cluster) 
     fired_at = times[0]
     assert fired_at >= remind_at, "the reminder fired early"
     figures["reminder_late_s"] = round((fired_at - remind_at).total_seconds(), 2)
+    figures["fast_stops_finished_immediately"] = len(cluster.stuck_stops)
+    for stuck in cluster.stuck_stops:
+        print(f"a fast stop did not finish in {FAST_STOP_S} s:\n{stuck}")
     report("database_restart", **figures)
 
 
