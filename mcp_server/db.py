@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import URL, DateTime, Insert, Table, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -54,6 +55,42 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+CONNECT_TIMEOUT_S = 10  # libpq waits for ever by default
+_closing: set[asyncio.Task[None]] = set()  # closes of connections nobody waited for
+
+
+async def connect_cleanly(conninfo: str, **options: Any) -> psycopg.AsyncConnection[Any]:
+    """`psycopg.AsyncConnection.connect`, leaving no half-made connection behind when the caller
+    is cancelled.
+
+    Cancelled inside psycopg, an attempt keeps its socket open for as long as the CancelledError's
+    traceback lives (until a garbage collection, say), and PostgreSQL cannot finish a fast shutdown
+    while such a client has not sent its startup packet: it waits up to `authentication_timeout`
+    (60 s). The attempt runs as a task of its own; a caller that gives up leaves it to end, and a
+    connection it makes after all is closed.
+    """
+    options.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    attempt = asyncio.ensure_future(psycopg.AsyncConnection.connect(conninfo, **options))
+    try:
+        return await asyncio.shield(attempt)
+    except asyncio.CancelledError:
+        attempt.add_done_callback(_close_unwanted)
+        raise
+
+
+def _close_unwanted(attempt: asyncio.Future[psycopg.AsyncConnection[Any]]) -> None:
+    if attempt.cancelled() or attempt.exception() is not None:
+        return
+    closing = asyncio.ensure_future(attempt.result().close())
+    _closing.add(closing)
+    closing.add_done_callback(_closing.discard)
+
+
+def libpq_conninfo(url: URL) -> str:
+    """`url` (any driver name) as a libpq connection URI, query parameters such as sslmode kept."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def create_engine(raw_url: str, **options: Any) -> AsyncEngine:
     url = database_url(raw_url)
     if url.get_backend_name() == "sqlite":
@@ -67,7 +104,12 @@ def create_engine(raw_url: str, **options: Any) -> AsyncEngine:
     options.setdefault("pool_size", 10)
     options.setdefault("max_overflow", 20)
     options.setdefault("pool_timeout", 10)
-    return create_async_engine(url, **options)
+    conninfo, connect_args = libpq_conninfo(url), options.pop("connect_args", {})
+
+    async def connect() -> psycopg.AsyncConnection[Any]:
+        return await connect_cleanly(conninfo, **connect_args)
+
+    return create_async_engine(url, async_creator=connect, **options)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -20,7 +20,7 @@ import psycopg
 from sqlalchemy import delete, func, select, update
 
 from mcp_server.aio import stop
-from mcp_server.db import Database, database_url
+from mcp_server.db import Database, connect_cleanly, database_url, libpq_conninfo
 from mcp_server.errors import StoreUnavailable
 from mcp_server.models import OutboxEvent, utcnow
 from mcp_server.outbox import OUTBOX, document
@@ -102,9 +102,8 @@ class OutboxRelay:
 
     async def _lead_on_postgres(self) -> None:
         """Hold the advisory lock on a dedicated connection, LISTEN on it, and relay while it lives."""
-        url = database_url(self.db.url, asynchronous=False).set(drivername="postgresql")
-        conninfo = url.render_as_string(hide_password=False)
-        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as connection:
+        conninfo = libpq_conninfo(database_url(self.db.url))
+        async with await connect_cleanly(conninfo, autocommit=True) as connection:
             while not await self._try_lock(connection):  # noqa: ASYNC110  (another replica leads)
                 await asyncio.sleep(self.poll_seconds)
             await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
