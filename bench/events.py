@@ -134,12 +134,14 @@ async def relay_throughput(url: str, port: int, events: int, users: int = 50) ->
             await service.create(callers[index % users], TaskCreate(title=f"relay {index}"))
 
     await asyncio.gather(*(write(index) for index in range(events)))  # the backlog, written first
-    relay = OutboxRelay(db, DaprPublisher(port=port, pubsub="taskpubsub", topic="task-events"))
+    publisher = DaprPublisher(port=port, pubsub="taskpubsub", topic="task-events")
+    relay = OutboxRelay(db, publisher)
     started = time.perf_counter()
     published = 0
     while published < events:
         published += await relay.drain()
     elapsed = time.perf_counter() - started
+    await publisher.aclose()
     await db.dispose()
     return events / elapsed
 

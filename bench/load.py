@@ -10,7 +10,9 @@ call add/list/update/complete. Every session and client is its own user. After `
 the measured window of `--seconds` starts. Printed: errors by kind, p50/p99 per operation,
 throughput, and the server process's RSS at the start and the end of the window. By default every
 session and client sends its next request the moment the last is answered (a stress test: the
-latency is then mostly queueing); `--think` and `--mcp-pause` pace them like people and agents.
+latency is then mostly queueing); `--think` and `--mcp-pause` pace them like people and agents: each
+pause is drawn between half and one and a half times the value, and each session and client starts
+at a random moment within one pause, so that they do not all send at once, in lockstep.
 
 Targets: 0 errors; RSS growth < 10%; chat turn p99 < 250 ms.
 """
@@ -112,6 +114,8 @@ async def chat_session(
     start, stop = window
     headers = {"Authorization": f"Bearer {token(user, expires_in=24 * 3600)}"}
     conversation: str | None = None
+    pacing = random.Random(user)
+    await asyncio.sleep(think * pacing.random())
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
         rounds = 0
         while time.time() < stop:
@@ -145,7 +149,7 @@ async def chat_session(
                     if error:
                         errors[error] += 1
                 if think:
-                    await asyncio.sleep(think)
+                    await asyncio.sleep(think * pacing.uniform(0.5, 1.5))
 
 
 # ---- MCP clients (run in a second process, so their SDK's work does not slow the chat clients) ---
@@ -157,6 +161,7 @@ async def mcp_client(
     start, stop = window
     rng = random.Random(user)
     mine: list[str] = []
+    await asyncio.sleep(pause * rng.random())
     async with mcp_over_http(base, token(user, expires_in=24 * 3600)) as client:
         count = 0
         while time.time() < stop:
@@ -195,7 +200,7 @@ async def mcp_client(
                 if error:
                     errors[error] += 1
             if pause:
-                await asyncio.sleep(pause)
+                await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
 
 
 def mcp_process(base: str, clients: int, window: tuple[float, float], pause: float, out: Any) -> None:

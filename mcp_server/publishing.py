@@ -58,6 +58,11 @@ class SidecarHttp:
         except (TimeoutError, aiohttp.ClientError) as error:
             raise SidecarUnreachable(type(error).__name__) from error
 
+    @property
+    def closed(self) -> bool:
+        """No connection to the sidecar is open (none yet, or closed)."""
+        return self._session is None or self._session.closed
+
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -156,6 +161,10 @@ class DaprPublisher:
             raise PublishFailed(f"bulk publish answered {status}: {excerpt(body)}")
         log.warning("bulk publish delivered %d of %d events", len(delivered), len(ids))
         return delivered
+
+    @property
+    def closed(self) -> bool:
+        return self._http.closed
 
     async def aclose(self) -> None:
         await self._http.aclose()

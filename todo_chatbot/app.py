@@ -73,6 +73,8 @@ class Core:
     mcp: MCPServer
     background: list[Callable[[], Any]] = field(default_factory=list)  # coroutines run for the app's life
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # run at shutdown
+    # run at shutdown once the background coroutines have stopped (what they were using)
+    released: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 def build_core(settings: Settings, *, source: str, clock: Callable[[], datetime] = utcnow) -> Core:
@@ -184,7 +186,10 @@ def create_app(
         app.state.chat = add_chat(app, core, connector, clock)
         core.closers.append(connector.aclose)  # after the chat's turns have finished
     else:
-        app.state.relay = add_relay(core, publisher or dapr_publisher(settings))
+        if publisher is None:
+            publisher = dapr_publisher(settings)
+            core.released.append(publisher.aclose)
+        app.state.relay = add_relay(core, publisher)
     return app
 
 
@@ -206,6 +211,15 @@ def create_agent_app(settings: Settings, *, clock: Callable[[], datetime] = utcn
     return app
 
 
+async def _each(steps: list[Callable[[], Awaitable[None]]]) -> None:
+    """Run shutdown steps in order; one that fails is logged and the others still run."""
+    for step in steps:
+        try:
+            await step()
+        except Exception:
+            logging.getLogger(__name__).warning("a shutdown step failed", exc_info=True)
+
+
 def _lifespan(
     core: Core, mcp_endpoint: McpEndpoint | None
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
@@ -218,12 +232,9 @@ def _lifespan(
                     await stack.enter_async_context(mcp_endpoint.running())
                 yield
         finally:
-            for close in core.closers:
-                try:
-                    await close()
-                except Exception:
-                    logging.getLogger(__name__).warning("a shutdown step failed", exc_info=True)
+            await _each(core.closers)
             await stop(*tasks)
+            await _each(core.released)
             await core.db.dispose()
 
     return lifespan

@@ -37,6 +37,19 @@ async def fast_relay(database_url: str, sidecar: FakeSidecar) -> AsyncIterator[s
         yield url
 
 
+async def test_the_mcp_server_closes_its_sidecar_connections_at_shutdown(
+    database_url: str, sidecar: FakeSidecar, new_caller: Callable[..., Any]
+) -> None:
+    user = new_caller().user_id
+    app = create_app(dapr_settings(database_url, sidecar), role="mcp-server")
+    async with serving(app) as url, rest(url, user) as http:
+        assert (await http.post("/api/tasks", json={"title": "published"})).status_code == 201
+        await eventually(lambda: any(r.event["partitionkey"] == user for r in sidecar.published), timeout=10)
+        publisher = app.state.relay.publisher
+        assert not publisher.closed
+    assert publisher.closed
+
+
 async def test_sidecar_outage_loses_nothing_and_keeps_order(
     fast_relay: str, sidecar: FakeSidecar, new_caller: Callable[..., Any]
 ) -> None:
