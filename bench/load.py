@@ -305,6 +305,8 @@ def run(seconds: float, warmup: float, sessions: int, clients: int, think: float
         f"  server RSS: {before / 1024:.1f} MiB at the start of the window, "
         f"{after / 1024:.1f} MiB at the end ({growth:+.1f}%), peak {peak / 1024:.1f} MiB"
     )
+    quarters = [watched[round(index * (len(watched) - 1) / 4)][0] / 1024 for index in range(5)]
+    print("  server RSS at each quarter of the window (MiB): " + ", ".join(f"{mib:.1f}" for mib in quarters))
     print(f"  server CPU: {(cpu_after - cpu_before) / seconds:.2f} cores on average (one process, one loop)")
     print(f"  server log: {log.name}")
     print("targets:")

@@ -62,7 +62,7 @@ def _serve(settings: Settings, host: str, port: int, role: str, *, open_browser:
     import uvicorn
 
     from todo_chatbot import migrate
-    from todo_chatbot.app import SERVER_OPTIONS, create_app
+    from todo_chatbot.app import SERVER_OPTIONS, create_app, freeze_startup_heap
 
     _refuse_open_binding(settings, host)
     if role == "embedded":
@@ -72,6 +72,7 @@ def _serve(settings: Settings, host: str, port: int, role: str, *, open_browser:
     logging.getLogger(__name__).info("serving %s at %s", role, url)
     if open_browser:  # after uvicorn has had a moment to bind
         threading.Timer(1.5, webbrowser.open, [url]).start()
+    freeze_startup_heap()
     uvicorn.run(
         app, host=host, port=port, log_level=settings.log_level.lower(), proxy_headers=True, **SERVER_OPTIONS
     )
@@ -81,12 +82,13 @@ def _serve_handler(settings: Settings, name: str, host: str, port: int) -> None:
     import uvicorn
 
     from event_handlers.app import create_handler_app
-    from todo_chatbot.app import SERVER_OPTIONS
+    from todo_chatbot.app import SERVER_OPTIONS, freeze_startup_heap
 
     if name == "push":
         _refuse_open_binding(settings, host)
     app = create_handler_app(name, settings)  # type: ignore[arg-type]  # argparse checked the choice
     logging.getLogger(__name__).info("serving the %s handler at http://%s:%s", name, host, port)
+    freeze_startup_heap()
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), **SERVER_OPTIONS)
 
 
