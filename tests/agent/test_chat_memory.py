@@ -167,6 +167,26 @@ async def test_our_sessions_write_what_the_sdk_session_reads(db: Database) -> No
     await sdk.clear_session()
 
 
+async def test_a_session_per_turn_reuses_the_compiled_statements(db: Database) -> None:
+    """Session objects come and go with every turn; SQLAlchemy's statement cache must not grow
+    with them (it did, to its limit, while each SDK session object had tables of its own)."""
+    sessions = sqlalchemy_sessions(db.engine)
+    cache = db.engine.sync_engine._compiled_cache
+    assert cache is not None
+
+    async def turn(conversation: str) -> None:
+        session = sessions(conversation)
+        await session.add_items([{"role": "user", "content": "hi"}])
+        await session.get_items(limit=10)
+        await session.get_items()
+
+    await turn(f"s-{uuid.uuid4().hex}")
+    before = len(cache)
+    for _ in range(20):
+        await turn(f"s-{uuid.uuid4().hex}")
+    assert len(cache) - before <= 2
+
+
 async def test_store_scopes_orders_and_forgets(db: Database) -> None:
     clock = FixedClock(datetime(2026, 11, 27, 15, 0, tzinfo=UTC))
     store = ConversationStore(db.engine, clock=clock)
