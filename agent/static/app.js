@@ -5,7 +5,7 @@ import { initChat, resetChat, useExample } from "./chat.js";
 import { $, icon } from "./dom.js";
 import { liveUpdates } from "./live.js";
 import { dismissNewestToast, notifications, reminderToast } from "./notify.js";
-import { applyEvent, initTasks, loadTasks, resetTasks } from "./tasks.js";
+import { applyEvent, applyToolResult, initTasks, loadTasks, resetTasks } from "./tasks.js";
 
 const STATUS_TEXT = {
   connecting: "connecting",
@@ -136,6 +136,7 @@ function start() {
     },
   });
   initChat({
+    onToolResult: applyToolResult,
     onAnswer({ changedTasks }) {
       // Live events normally bring the changes; without a live socket, fetch them.
       if (changedTasks && status.dataset.state !== "live") loadTasks();

@@ -181,6 +181,18 @@ export function applyDeleted(id, version) {
   render();
 }
 
+/**
+ * What a task tool did in the chat, shown at once; the live event that follows is then not newer
+ * and changes nothing (a list is also right when the socket is slow or reconnecting).
+ */
+export function applyToolResult({ name, output }) {
+  if (!output || typeof output !== "object" || !output.id) return;
+  if (name === "delete_task") applyDeleted(String(output.id));
+  else if (/^(add|update|complete|reopen)_task$/.test(String(name)) && typeof output.version === "number") {
+    applyTask(fromApi(output));
+  }
+}
+
 /** A CloudEvent from /ws/tasks. */
 export function applyEvent(event) {
   const data = event.data || {};

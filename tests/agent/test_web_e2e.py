@@ -56,7 +56,7 @@ async def test_chat_adds_completes_and_reminds_live(app_url: str) -> None:
             await page.get_by_test_id("chat-input").fill("add buy milk tomorrow at 9am #errands")
             await page.get_by_test_id("chat-input").press("Enter")
             row = page.get_by_test_id("task-row").filter(has_text="Buy milk")
-            await expect(row).to_be_visible(timeout=10_000)  # arrived over the WebSocket: no reload
+            await expect(row).to_be_visible(timeout=10_000)  # from the chat's tool result: no reload
             await expect(row.get_by_test_id("task-tag")).to_have_text("#errands")
             reply = page.get_by_test_id("chat-message").filter(has_text="Buy milk").last
             await expect(reply).to_be_visible()
@@ -76,6 +76,10 @@ async def test_chat_adds_completes_and_reminds_live(app_url: str) -> None:
                     "/api/tasks", json={"title": "Stretch", "remind": remind_at.isoformat()}
                 )
                 assert created.status_code == 201
+            # Added by another client: only the WebSocket can bring it.
+            await expect(page.get_by_test_id("task-row").filter(has_text="Stretch")).to_be_visible(
+                timeout=10_000
+            )
             toast = page.get_by_test_id("toast").filter(has_text="Stretch")
             await expect(toast).to_be_visible(timeout=8_000)
 
