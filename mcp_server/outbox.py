@@ -11,7 +11,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Integer, Table, Text, bindparam, func, insert, literal_column, select, true
+from sqlalchemy import (
+    CTE,
+    Insert,
+    Integer,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -41,24 +53,27 @@ def _next_seq(insert_for: Any) -> Insert:
 _SQLITE_NEXT_SEQ = _next_seq(sqlite.insert)
 _POSTGRES_NEXT_SEQ = _next_seq(postgresql.insert)
 
-# PostgreSQL: one round trip for both rows.
-_SEQ = _POSTGRES_NEXT_SEQ.cte("seq")
-_POSTGRES_APPEND = (
-    insert(OUTBOX)
-    .from_select(
-        ["event_id", "event_type", "user_id", "seq", "payload", "created_at", "attempts"],
-        select(
-            bindparam("event_id"),
-            bindparam("event_type"),
-            bindparam("user_id"),
-            _SEQ.c.last_seq,
-            bindparam("payload", type_=OUTBOX.c.payload.type),
-            bindparam("created_at", type_=OUTBOX.c.created_at.type),
-            literal_column("0"),
-        ),
+
+def _postgres_append(written: CTE | None = None) -> Insert:
+    """PostgreSQL: take the user's next sequence number and append the event, in one statement;
+    with `written` (a CTE of a row being inserted), in the same statement as that row."""
+    seq = _POSTGRES_NEXT_SEQ.cte("seq")
+    values = select(
+        bindparam("event_id"),
+        bindparam("event_type"),
+        bindparam("user_id"),
+        seq.c.last_seq,
+        bindparam("payload", type_=OUTBOX.c.payload.type),
+        bindparam("created_at", type_=OUTBOX.c.created_at.type),
+        literal_column("0"),
     )
-    .returning(OUTBOX.c.seq)
-)
+    if written is not None:
+        values = values.select_from(seq.join(written, true()))
+    columns = ["event_id", "event_type", "user_id", "seq", "payload", "created_at", "attempts"]
+    return insert(OUTBOX).from_select(columns, values).returning(OUTBOX.c.seq)
+
+
+_POSTGRES_APPEND = _postgres_append()
 
 
 @functools.cache
@@ -67,24 +82,7 @@ def _postgres_insert_with_event(table: Table) -> Insert:
     next sequence number and appends the event: with no transaction around it, it is its own, and
     the whole change is one round trip."""
     row = insert(table).values({c.name: bindparam(f"row_{c.name}", type_=c.type) for c in table.columns})
-    written = row.returning(*table.primary_key.columns).cte("written")
-    seq = _POSTGRES_NEXT_SEQ.cte("seq_for_write")
-    return (
-        insert(OUTBOX)
-        .from_select(
-            ["event_id", "event_type", "user_id", "seq", "payload", "created_at", "attempts"],
-            select(
-                bindparam("event_id"),
-                bindparam("event_type"),
-                bindparam("user_id"),
-                seq.c.last_seq,
-                bindparam("payload", type_=OUTBOX.c.payload.type),
-                bindparam("created_at", type_=OUTBOX.c.created_at.type),
-                literal_column("0"),
-            ).select_from(seq.join(written, true())),
-        )
-        .returning(OUTBOX.c.seq)
-    )
+    return _postgres_append(row.returning(*table.primary_key.columns).cte("written"))
 
 
 async def insert_with_event(
