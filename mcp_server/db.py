@@ -69,7 +69,7 @@ async def connect_cleanly(conninfo: str, **options: Any) -> psycopg.AsyncConnect
     (60 s). The attempt runs as a task of its own; a caller that gives up leaves it to end, and a
     connection it makes after all is closed.
     """
-    options.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    options = {"connect_timeout": CONNECT_TIMEOUT_S, **options}
     attempt = asyncio.ensure_future(psycopg.AsyncConnection.connect(conninfo, **options))
     try:
         return await asyncio.shield(attempt)
