@@ -97,8 +97,16 @@ async def insert_with_event(
 ) -> int:
     """PostgreSQL: insert `values` into `table` and append `event` in one statement (see above);
     returns the event's sequence number. Run it on an autocommit connection: it is atomic alone."""
-    statement = _postgres_insert_with_event(table)
-    params = {f"row_{name}": value for name, value in values.items()} | {
+    row = {f"row_{name}": value for name, value in values.items()}
+    params = row | _append_params(event, user_id=user_id, timezone=timezone, created_at=created_at)
+    return int((await connection.execute(_postgres_insert_with_event(table), params)).scalar_one())
+
+
+def _append_params(
+    event: dict[str, Any], *, user_id: str, timezone: str | None, created_at: datetime
+) -> dict[str, Any]:
+    """The parameters of `_postgres_append` for one event."""
+    return {
         "event_id": event["id"],
         "event_type": event["type"],
         "user_id": user_id,
@@ -107,24 +115,15 @@ async def insert_with_event(
         "timezone": timezone,
         "count": 1,
     }
-    return int((await connection.execute(statement, params)).scalar_one())
 
 
 async def append(
     session: AsyncSession, event: dict[str, Any], *, user_id: str, timezone: str | None, created_at: datetime
 ) -> int:
     """Add `event` to the outbox under the user's next sequence number, which it returns."""
-    row = {
-        "event_id": event["id"],
-        "event_type": event["type"],
-        "user_id": user_id,
-        "payload": event,
-        "created_at": created_at,
-        "timezone": timezone,
-        "count": 1,
-    }
     if session.get_bind().dialect.name == "postgresql":
-        return int((await session.execute(_POSTGRES_APPEND, row)).scalar_one())
+        params = _append_params(event, user_id=user_id, timezone=timezone, created_at=created_at)
+        return int((await session.execute(_POSTGRES_APPEND, params)).scalar_one())
     return (await append_many(session, [event], user_id=user_id, timezone=timezone, created_at=created_at))[0]
 
 
