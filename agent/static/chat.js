@@ -9,6 +9,7 @@ const CONVERSATION_KEY = "todo-chatbot.conversation";
 
 let conversationId = null;
 let streaming = null; // {controller} while an answer streams
+let queued = null; // {text, mine}: a message sent while an answer streamed; it goes when that answer ends
 let options = { onToolResult: () => {}, onAnswer: () => {} };
 let log;
 let input;
@@ -207,9 +208,9 @@ function updateCount() {
   $("chat-send").disabled = Boolean(streaming);
 }
 
+/** Send what the user typed; while an answer streams, it waits (shown as queued) and goes next. */
 export async function send(raw) {
   const text = raw.trim();
-  if (streaming) return;
   if (!text) {
     input.focus();
     return;
@@ -218,9 +219,19 @@ export async function send(raw) {
     errorLine(`That message is ${text.length} characters long; the limit is ${MAX_MESSAGE}.`);
     return;
   }
+  if (streaming && queued) return; // one message waits at a time; this one stays in the box
   const mine = bubble("user", text);
   input.value = "";
   updateCount();
+  if (streaming) {
+    mine.dataset.queued = "true";
+    queued = { text, mine };
+    return;
+  }
+  await converse(text, mine);
+}
+
+async function converse(text, mine) {
   const controller = new AbortController();
   streaming = { controller };
   setStreaming(true);
@@ -343,10 +354,26 @@ export async function send(raw) {
     options.onAnswer({ changedTasks, finished });
     if ($("history").open) loadHistory();
   }
+  const next = queued;
+  queued = null;
+  if (next) {
+    delete next.mine.dataset.queued;
+    add(next.mine); // after the answer it waited for
+    await converse(next.text, next.mine);
+  }
 }
 
+/** Stop the streaming answer; a queued message is withdrawn (its words go back to the box unless silent). */
 export function stop({ silent = false } = {}) {
   if (!streaming) return;
+  if (queued) {
+    queued.mine.remove();
+    if (!silent && !input.value) {
+      input.value = queued.text;
+      updateCount();
+    }
+    queued = null;
+  }
   streaming.silent = silent;
   streaming.controller.abort();
 }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +27,9 @@ FLAGS = [
     "--disable-quic",
     "--no-first-run",
 ]
+
+if TYPE_CHECKING:
+    from playwright.async_api import Route
 
 pytestmark = [
     pytest.mark.browser,
@@ -53,13 +58,39 @@ async def test_chat_adds_completes_and_reminds_live(app_url: str) -> None:
             await page.goto(app_url)
             await expect(page.get_by_test_id("ws-status")).to_have_text("live", timeout=10_000)
 
+            # The first answer is held back, so the second message is typed while it streams: it
+            # waits, shown as queued, and goes when the first answer ends (nothing typed is lost).
+            release = asyncio.Event()
+            chat_posts = 0
+
+            async def hold_first(route: Route) -> None:
+                nonlocal chat_posts
+                chat_posts += 1
+                if chat_posts == 1:
+                    await release.wait()
+                await route.continue_()
+
+            await page.route("**/api/chat", hold_first)
             await page.get_by_test_id("chat-input").fill("add buy milk tomorrow at 9am #errands")
             await page.get_by_test_id("chat-input").press("Enter")
+            await page.get_by_test_id("chat-input").fill("add call mom friday at 6pm")
+            await page.get_by_test_id("chat-input").press("Enter")
+            queued = page.locator('[data-testid="chat-message"][data-queued="true"] .msg-text')
+            await expect(queued).to_have_text("add call mom friday at 6pm")
+            await expect(page.get_by_test_id("chat-input")).to_have_value("")
+            release.set()
+
             row = page.get_by_test_id("task-row").filter(has_text="Buy milk")
             await expect(row).to_be_visible(timeout=10_000)  # from the chat's tool result: no reload
             await expect(row.get_by_test_id("task-tag")).to_have_text("#errands")
-            reply = page.get_by_test_id("chat-message").filter(has_text="Buy milk").last
-            await expect(reply).to_be_visible()
+            await expect(page.get_by_test_id("task-row").filter(has_text="Call mom")).to_be_visible(timeout=10_000)
+            await expect(queued).to_have_count(0)
+            await expect(page.locator("#chat-log")).to_have_attribute("aria-busy", "false", timeout=10_000)
+            await page.unroute("**/api/chat")
+            texts = await page.locator('[data-testid="chat-message"] .msg-text').all_inner_texts()
+            first_reply = next(i for i, t in enumerate(texts) if "Buy milk" in t and not t.startswith("add"))
+            assert first_reply < texts.index("add call mom friday at 6pm"), texts  # the queued one moved after it
+            assert chat_posts == 2
 
             await page.get_by_test_id("chat-input").fill("mark buy milk done")
             await page.get_by_test_id("chat-input").press("Enter")
