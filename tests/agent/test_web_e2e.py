@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -83,13 +83,17 @@ async def test_chat_adds_completes_and_reminds_live(app_url: str) -> None:
             row = page.get_by_test_id("task-row").filter(has_text="Buy milk")
             await expect(row).to_be_visible(timeout=10_000)  # from the chat's tool result: no reload
             await expect(row.get_by_test_id("task-tag")).to_have_text("#errands")
-            await expect(page.get_by_test_id("task-row").filter(has_text="Call mom")).to_be_visible(timeout=10_000)
+            await expect(page.get_by_test_id("task-row").filter(has_text="Call mom")).to_be_visible(
+                timeout=10_000
+            )
             await expect(queued).to_have_count(0)
             await expect(page.locator("#chat-log")).to_have_attribute("aria-busy", "false", timeout=10_000)
             await page.unroute("**/api/chat")
             texts = await page.locator('[data-testid="chat-message"] .msg-text').all_inner_texts()
             first_reply = next(i for i, t in enumerate(texts) if "Buy milk" in t and not t.startswith("add"))
-            assert first_reply < texts.index("add call mom friday at 6pm"), texts  # the queued one moved after it
+            assert first_reply < texts.index("add call mom friday at 6pm"), (
+                texts
+            )  # the queued one moved after it
             assert chat_posts == 2
 
             await page.get_by_test_id("chat-input").fill("mark buy milk done")
