@@ -14,6 +14,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,7 @@ from event_handlers import idempotency
 from event_handlers.deps import HandlerDeps
 from event_handlers.intake import Outcome, TaskEvent
 from event_handlers.metrics import REMINDERS_FIRED, REMINDERS_SCHEDULED, REMINDERS_STALE
+from event_handlers.scheduling import JobFailed
 from event_handlers.subscriptions import REMINDER_JOB_PREFIX
 from mcp_server.errors import StoreUnavailable
 from mcp_server.events import TASK_UPDATED, epoch
@@ -30,6 +32,7 @@ from mcp_server.service import DueReminder
 log = logging.getLogger(__name__)
 
 CONSUMER = "reminders"
+RECONCILE_ROUNDS = 5  # calls to set one job before the event is retried instead
 FIRED = "reminders.fired"  # idempotency records of fired reminders: "<taskId>:<remindAt>"
 
 
@@ -57,22 +60,45 @@ async def handle(event: TaskEvent, deps: HandlerDeps) -> Outcome:
 
 
 async def reconcile(user_id: str, task_id: str, deps: HandlerDeps) -> None:
-    """Make the task's job match its reminder now (idempotent; safe in any order)."""
+    """Make the task's job match its reminder now (idempotent; safe in any order and at once).
+
+    Two reconciles of one task can overlap (a redelivery while the first is still at work, or
+    two replicas), and the sidecar may apply their calls in either order. So after each call the
+    task is read again and, if it changed meanwhile, the job is set once more: whichever call
+    lands last is followed by a read that sees the newest state. A task that keeps changing
+    raises JobFailed after a few rounds, so the event is retried rather than left behind.
+    """
     assert deps.scheduler is not None, "the reminders handler needs a scheduler"
-    state = await deps.service.reminder_state(user_id, task_id)
     name = job_name(task_id)
+    wanted = await _wanted_job(user_id, task_id, deps)
+    for _ in range(RECONCILE_ROUNDS):
+        if wanted is None:
+            await deps.scheduler.delete(name)
+        else:
+            remind_at, data = wanted
+            await deps.scheduler.schedule(name, max(remind_at, deps.clock()), data)
+            REMINDERS_SCHEDULED.inc()
+        latest = await _wanted_job(user_id, task_id, deps)
+        if latest == wanted:
+            return
+        wanted = latest
+    raise JobFailed(f"{name}: the task kept changing while its job was set")
+
+
+async def _wanted_job(
+    user_id: str, task_id: str, deps: HandlerDeps
+) -> tuple[datetime, dict[str, Any]] | None:
+    """The reminder time and job data the task should have now, or None for no job."""
+    state = await deps.service.reminder_state(user_id, task_id)
     if state is None or state.completed or state.remind_at is None:
-        await deps.scheduler.delete(name)
-        return
+        return None
     remind_at = epoch(state.remind_at)
     assert remind_at is not None
-    now = deps.clock()
-    if state.remind_at <= now and await idempotency.seen(deps.db, FIRED, fired_key(task_id, remind_at)):
-        await deps.scheduler.delete(name)  # that reminder was delivered already
-        return
+    fired = fired_key(task_id, remind_at)
+    if state.remind_at <= deps.clock() and await idempotency.seen(deps.db, FIRED, fired):
+        return None  # that reminder was delivered already
     data = {"taskId": task_id, "userId": user_id, "remindAt": remind_at, "version": state.version}
-    await deps.scheduler.schedule(name, max(state.remind_at, now), data)
-    REMINDERS_SCHEDULED.inc()
+    return state.remind_at, data
 
 
 Job = tuple[str, Any]  # a due job: its name and its data

@@ -730,6 +730,25 @@ class _Drop:
     kinds: frozenset[str] | None
 
 
+@dataclass
+class Hold:
+    """Requests kept waiting before they take effect, as a slow sidecar would: see `FakeSidecar.hold`."""
+
+    kinds: frozenset[str]
+    remaining: int
+    waiting: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def until_waiting(self, count: int = 1) -> None:
+        while self.waiting < count:
+            await self.arrived.wait()
+            self.arrived.clear()
+
+    def release(self) -> None:
+        self.released.set()
+
+
 # ---------------------------------------------------------------------------------------------
 # The sidecar
 
@@ -772,6 +791,7 @@ class FakeSidecar:
 
         self._fault: _Fault | None = None
         self._drop: _Drop | None = None
+        self._hold: Hold | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
         self._client: httpx.AsyncClient | None = None
@@ -894,6 +914,12 @@ class FakeSidecar:
         request takes effect first (the answer is lost: the app cannot know it was published)."""
         self._drop = _Drop(_Dice(rate, seed, times), after_processing, frozenset(kinds) if kinds else None)
 
+    def hold(self, kinds: Collection[RequestKind] = ("jobs",), *, times: int = 1) -> Hold:
+        """Keep the next `times` requests of `kinds` waiting, before they take effect, until the
+        returned hold is released: calls that overtake one another, for ordering races."""
+        self._hold = Hold(frozenset(kinds), times)
+        return self._hold
+
     def heal(self) -> None:
         """Stop every injected failure and connection drop."""
         self._fault = None
@@ -977,6 +1003,12 @@ class FakeSidecar:
     async def _handle(self, request: _Request) -> _Answer | None:
         kind = _classify(request.path)
         self.requests[kind] += 1
+        hold = self._hold
+        if hold is not None and kind in hold.kinds and hold.remaining > 0:
+            hold.remaining -= 1
+            hold.waiting += 1
+            hold.arrived.set()
+            await hold.released.wait()
         drop = self._drop
         dropping = drop is not None and (drop.kinds is None or kind in drop.kinds) and drop.dice.roll()
         if dropping and drop is not None and not drop.after_processing:
