@@ -10,18 +10,21 @@ control characters, NUL and lone surrogates.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
+import statistics
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from agent import offline_parser
 from mcp_server import dates
 from mcp_server.http import MCP_MAX_BODY_BYTES
 from tests.helpers import eventually, mcp_over_http, token
@@ -235,28 +238,52 @@ async def test_a_chat_message_over_4000_characters_is_422(app: Served) -> None:
     assert len(listed.json()) == 1  # the refused ones opened no conversation
 
 
-async def test_a_hostile_chat_message_does_not_stall_the_server(app: Served) -> None:
+async def test_a_hostile_chat_message_is_answered(app: Served) -> None:
     user = User()
-    # One ordinary turn first, so the measured one is the parse and not this app's first-use set-up
-    # (opening the MCP client, listing tools), which a busy machine can stretch past the bound.
-    assert "Warm up" in (await app.chat(user, "add warm up #b"))["reply"]
-    hostile = {"message": "add " + "#a, " * 24}  # 100 characters
-    started = time.monotonic()
-    chat = asyncio.create_task(
-        app.http.post("/api/chat", params={"stream": "false"}, json=hostile, headers=user.headers())
+    hostile = {"message": "add " + "#a, " * 24}  # 100 characters of tags and nothing else
+    response = await app.http.post(
+        "/api/chat", params={"stream": "false"}, json=hostile, headers=user.headers()
     )
-    answered = [started]  # when each health check came back: a stalled server leaves a gap
-    try:
-        while not chat.done():
-            assert (await app.http.get("/healthz")).status_code == 200
-            answered.append(time.monotonic())
-            await asyncio.sleep(0.05)
-    finally:
-        response = await chat
-    answered.append(time.monotonic())
-    assert response.status_code == 200
-    longest = max(later - earlier for earlier, later in itertools.pairwise(answered))
-    assert longest < 1.0, f"the server did not answer for {longest:.1f} s while parsing one chat message"
+    assert response.status_code == 200, response.text
+    assert response.json()["reply"]
+    assert (await app.http.get("/healthz")).status_code == 200
+
+
+# Messages at the edge of what the offline parser reads, built to make a backtracking pattern or a
+# quadratic scan blow up. Each is parsed on the server's event loop, so its cost is a stall.
+HOSTILE_MESSAGES = [
+    "add " + "#a, " * 24,
+    "add x " + "every " * 19,
+    "add x " + "tomorrow at 5pm " * 6,
+    "remind me " * 10,
+    "add " + "1" * 96,
+    "add" + " " * 96 + "x",
+    "mark " + "the " * 23 + "done",
+    "add " + "urgent high p1 " * 6,
+    "add " + "(" * 96,
+    "add x in " + "2 hours and " * 8,
+]
+
+
+def parse_cpu_seconds(message: str) -> float:
+    """The thread CPU time of one parse, median of five: what a busy machine changes least."""
+    now, zone = datetime(2026, 3, 29, 0, 30, tzinfo=UTC), ZoneInfo("Europe/Paris")
+    times = []
+    for _ in range(5):
+        started = time.thread_time()
+        offline_parser.parse(message, now=now, tz=zone)
+        times.append(time.thread_time() - started)
+    return statistics.median(times)
+
+
+@pytest.mark.parametrize("message", HOSTILE_MESSAGES, ids=range(len(HOSTILE_MESSAGES)))
+def test_a_hostile_message_costs_the_parser_about_what_an_ordinary_one_does(message: str) -> None:
+    """Against an ordinary command measured in the same run (a ratio, not a time, so a loaded
+    machine does not matter): today the worst is about 3x; catastrophic backtracking on 100
+    characters is thousands of times."""
+    ordinary = parse_cpu_seconds("add buy milk tomorrow at 9am #errands")
+    hostile = parse_cpu_seconds(message)
+    assert hostile <= 25 * ordinary, f"{hostile * 1000:.2f} ms against {ordinary * 1000:.2f} ms"
 
 
 # ----------------------------------------------------------------------------------- page sizes
