@@ -301,10 +301,10 @@ def test_now_in_another_zone_is_read_in_the_users_zone() -> None:
 def test_is_fast() -> None:
     for utterance, _ in CASES:  # warm the regex caches
         parse(utterance, now=NOW, tz=TZ)
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: a busy machine does not stretch it
     for utterance, _ in CASES:
         parse(utterance, now=NOW, tz=TZ)
-    assert (time.perf_counter() - started) / len(CASES) < 0.001
+    assert (time.thread_time() - started) / len(CASES) < 0.001
 
 
 @settings(max_examples=300, deadline=None)

@@ -318,7 +318,7 @@ repeat_texts = st.one_of(
 def test_repeats_give_a_rule_and_occurrences_or_a_recurrence_error(
     text: str, tz: ZoneInfo, now: datetime, current: datetime, index: int
 ) -> None:
-    started = time.monotonic()
+    started = time.thread_time()  # CPU time: a busy machine does not stretch it
     try:
         rule = recurrence.parse_repeat(text, tz=tz, now=now)
     except recurrence.RecurrenceError as error:
@@ -333,7 +333,7 @@ def test_repeats_give_a_rule_and_occurrences_or_a_recurrence_error(
         refusal(error)
     else:
         assert following is None or following > current
-    assert time.monotonic() - started < 10, "evaluating a rule must stay quick"
+    assert time.thread_time() - started < 10, "evaluating a rule must stay quick"
 
 
 @PROPERTY
@@ -393,17 +393,17 @@ def test_the_offline_parser_always_gives_an_intent(text: str, tz: ZoneInfo) -> N
     ids=["words", "delete-all", "repeats", "commas", "yes", "dashes", "windows"],
 )
 def test_the_offline_parser_is_quick_on_long_repetitive_messages(text: str) -> None:
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: a busy machine does not stretch it
     parse_message(text[: offline_parser.MAX_INPUT])
-    assert time.perf_counter() - started < 1.0
+    assert time.thread_time() - started < 1.0
 
 
 @pytest.mark.parametrize("verb", ["add", "remove", "delete"])
 def test_the_offline_parser_is_quick_on_comma_separated_hashtags(verb: str) -> None:
     text = verb + " " + "#a, " * 22  # 96 characters
-    started = time.perf_counter()
+    started = time.thread_time()
     parse_message(text)
-    assert time.perf_counter() - started < 0.25
+    assert time.thread_time() - started < 0.25
 
 
 # ---------------------------------------------------------------------- the service's input models
