@@ -31,7 +31,14 @@ from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import percentile, print_ratio, scratch_database, server_process, sidecar_process
+from bench.common import (
+    client_gc_paused,
+    percentile,
+    print_ratio,
+    scratch_database,
+    server_process,
+    sidecar_process,
+)
 from tests.helpers import TEST_SECRET, free_port, token
 
 
@@ -51,14 +58,31 @@ async def receive_events(socket: ClientConnection, count: int, ages: list[float]
 # ---- 1. commit to WebSocket ------------------------------------------------------------------
 
 
+async def paced_writes(clients: list[httpx.AsyncClient], count: int, rate: int) -> list[int]:
+    """`count` task creations, one every 1/rate s, the clients in turn; their status codes."""
+
+    async def write(client: httpx.AsyncClient, index: int) -> int:
+        return (await client.post("/api/tasks", json={"title": f"t{index}"})).status_code
+
+    start = time.perf_counter()
+    writes = []
+    for index in range(count):
+        delay = start + index / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        writes.append(asyncio.create_task(write(clients[index % len(clients)], index)))
+    return list(await asyncio.gather(*writes))
+
+
 async def commit_to_push(base: str, seconds: float, rate: int = 200, users: int = 20) -> list[float]:
+    """Each user's events on that user's socket, `rate` changes/s in all. One second at the same
+    rate goes first, unmeasured and with no socket open: the users' first writes, the server's
+    connection pool and caches warming up are not the steady state this measures."""
     ws = base.replace("http://", "ws://") + "/ws/tasks?token="
     names = [f"bench-push-{index}-{uuid.uuid4().hex[:6]}" for index in range(users)]
-    total = int(seconds * rate)
-    per_user = total // users
+    per_user = int(seconds * rate) // users
     ages: list[float] = []
     async with contextlib.AsyncExitStack() as stack:
-        sockets = [await stack.enter_async_context(connect(ws + token(name))) for name in names]
         clients = [
             await stack.enter_async_context(
                 httpx.AsyncClient(
@@ -67,18 +91,14 @@ async def commit_to_push(base: str, seconds: float, rate: int = 200, users: int 
             )
             for name in names
         ]
+        warm_up = await paced_writes(clients, rate, rate)
+        assert set(warm_up) == {201}, warm_up
+        sockets = [await stack.enter_async_context(connect(ws + token(name))) for name in names]
         readers = [asyncio.create_task(receive_events(socket, per_user, ages)) for socket in sockets]
-        start = time.perf_counter()
-        writes = []
-        for index in range(per_user * users):  # paced: one change every 1/rate s, users in turn
-            delay = start + index / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            writes.append(
-                asyncio.create_task(clients[index % users].post("/api/tasks", json={"title": f"t{index}"}))
-            )
-        await asyncio.gather(*writes)
-        await asyncio.wait_for(asyncio.gather(*readers), timeout=60)
+        with client_gc_paused():
+            statuses = await paced_writes(clients, per_user * users, rate)
+            await asyncio.wait_for(asyncio.gather(*readers), timeout=60)
+        assert set(statuses) == {201}, statuses
     return ages
 
 
@@ -190,7 +210,8 @@ async def reminder_lateness(base: str, url: str, count: int) -> list[float]:
                 assert datetime.now(UTC) < due, "the reminders were not all scheduled before they were due"
                 await asyncio.sleep(0.05)
         assert datetime.now(UTC) < due, "the reminders were not all scheduled before they were due"
-        await asyncio.wait_for(receiver, timeout=(due - datetime.now(UTC)).total_seconds() + 60)
+        with client_gc_paused():
+            await asyncio.wait_for(receiver, timeout=(due - datetime.now(UTC)).total_seconds() + 60)
     return lateness
 
 
@@ -206,19 +227,20 @@ async def fan_out(base: str, clients: int) -> list[float]:
         for user in users:
             sockets.append(await stack.enter_async_context(connect(ws + token(user), ping_interval=None)))
         readers = [asyncio.create_task(receive_events(socket, 1, ages)) for socket in sockets]
-        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-            sem = asyncio.Semaphore(16)
+        with client_gc_paused():
+            async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+                sem = asyncio.Semaphore(16)
 
-            async def add(user: str) -> None:
-                async with sem:
-                    await http.post(
-                        "/api/tasks",
-                        json={"title": "fan-out"},
-                        headers={"Authorization": f"Bearer {token(user)}"},
-                    )
+                async def add(user: str) -> None:
+                    async with sem:
+                        await http.post(
+                            "/api/tasks",
+                            json={"title": "fan-out"},
+                            headers={"Authorization": f"Bearer {token(user)}"},
+                        )
 
-            await asyncio.gather(*(add(user) for user in users))
-        await asyncio.wait_for(asyncio.gather(*readers), timeout=120)
+                await asyncio.gather(*(add(user) for user in users))
+                await asyncio.wait_for(asyncio.gather(*readers), timeout=120)
     return ages
 
 

@@ -914,7 +914,7 @@ class FakeSidecar:
         request takes effect first (the answer is lost: the app cannot know it was published)."""
         self._drop = _Drop(_Dice(rate, seed, times), after_processing, frozenset(kinds) if kinds else None)
 
-    def hold(self, kinds: Collection[RequestKind] = ("jobs",), *, times: int = 1) -> Hold:
+    def hold(self, kinds: Collection[RequestKind] = frozenset({"jobs"}), *, times: int = 1) -> Hold:
         """Keep the next `times` requests of `kinds` waiting, before they take effect, until the
         returned hold is released: calls that overtake one another, for ordering races."""
         self._hold = Hold(frozenset(kinds), times)
