@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, Insert, Table, delete, func, select, tuple_, update
+from sqlalchemy import Insert, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from event_handlers.models import ScheduledJob
@@ -217,18 +218,35 @@ class EmbeddedScheduler:
         done = [job for job in jobs if job.name in handled] + spent
         retry_from = self.clock()
         async with self.db.transaction() as session:
-            if done:
-                await session.execute(delete(ScheduledJob).where(_these(done)))
+            # Only the jobs still as they fired: one set anew meanwhile (another due time, or the
+            # same time with new data, e.g. the task was edited at its reminder time) is kept.
+            unchanged = await self._unchanged(session, jobs)
+            if finished := [job.name for job in done if job.name in unchanged]:
+                await session.execute(delete(ScheduledJob).where(col(ScheduledJob.name).in_(finished)))
             for seconds in {job.retry_seconds for job in retry}:
-                again = [job for job in retry if job.retry_seconds == seconds]
+                again = [job.name for job in retry if job.retry_seconds == seconds and job.name in unchanged]
+                if not again:
+                    continue
                 await session.execute(
                     update(ScheduledJob)
-                    .where(_these(again))
+                    .where(col(ScheduledJob.name).in_(again))
                     .values(
                         attempts=ScheduledJob.attempts + 1,
                         due_at=retry_from + timedelta(seconds=seconds),
                     )
                 )
+
+    async def _unchanged(self, session: AsyncSession, jobs: list[ScheduledJob]) -> set[str]:
+        """The names of `jobs` whose row still has the due time and data they fired with (locked
+        until the transaction ends, on PostgreSQL; SQLite's transactions take the write lock)."""
+        fired = {job.name: (job.due_at, job.data) for job in jobs}
+        query = select(col(ScheduledJob.name), col(ScheduledJob.due_at), col(ScheduledJob.data)).where(
+            col(ScheduledJob.name).in_(fired)
+        )
+        if self.db.is_postgres:
+            query = query.with_for_update()
+        rows = (await session.execute(query)).all()
+        return {name for name, due_at, data in rows if fired[name] == (due_at, data)}
 
 
 @functools.cache
@@ -240,10 +258,3 @@ def _upsert_job(dialect: str) -> Insert:
         set_={"due_at": insert.excluded.due_at, "data": insert.excluded.data, "attempts": 0},
     )
     return upsert
-
-
-def _these(jobs: list[ScheduledJob]) -> ColumnElement[bool]:
-    """Exactly these versions of the jobs: one rescheduled meanwhile (another due time) stays."""
-    return tuple_(col(ScheduledJob.name), col(ScheduledJob.due_at)).in_(
-        [(job.name, job.due_at) for job in jobs]
-    )

@@ -135,3 +135,25 @@ async def test_a_job_rescheduled_while_it_fires_is_kept(db: Database) -> None:
     assert await scheduler.fire_due() == later
     [job] = await jobs_named(db, [name])
     assert (job.due_at, job.data) == (later, {"snoozed": True})
+
+
+async def test_a_job_set_anew_for_the_same_time_while_it_fires_is_kept(db: Database) -> None:
+    """E.g. the task was edited at its reminder time: the stale trigger must not take the new job
+    (same name, same due time, the new version in its data) with it."""
+    clock = past_clock()
+    scheduler = EmbeddedScheduler(db, clock=clock)
+    name = f"edited-{uuid.uuid4().hex[:8]}"
+    fired: list[dict[str, Any]] = []
+
+    async def trigger(jobs: list[tuple[str, dict[str, Any]]]) -> set[str]:
+        fired.extend(data for _, data in jobs)
+        if len(fired) == 1:
+            await scheduler.schedule(name, clock.now, {"version": 2})
+        return {job_name for job_name, _ in jobs}
+
+    scheduler.trigger = trigger
+    await scheduler.schedule(name, clock.now, {"version": 1})
+    await scheduler.fire_due()
+    assert [(job.due_at, job.data) for job in await jobs_named(db, [name])] == [(clock.now, {"version": 2})]
+    await scheduler.fire_due()
+    assert fired == [{"version": 1}, {"version": 2}] and await jobs_named(db, [name]) == []
