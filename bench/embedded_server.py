@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
 from mcp_server.telemetry import configure_logging
-from todo_chatbot.app import SERVER_OPTIONS, create_app, freeze_startup_heap
+from todo_chatbot.app import create_app, run_server
 from todo_chatbot.settings import Settings
 
 if __name__ == "__main__":
@@ -17,5 +15,4 @@ if __name__ == "__main__":
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)  # as `todo-chatbot serve` does
     app = create_app(settings, role="embedded")
-    freeze_startup_heap()  # as the CLI does
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", **SERVER_OPTIONS)
+    run_server(app, host="127.0.0.1", port=args.port, log_level="warning")  # as the CLI does

@@ -6,14 +6,13 @@ import argparse
 import contextlib
 from collections.abc import AsyncIterator
 
-import uvicorn
 from fastapi import FastAPI
 from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel
 
 from mcp_server.http import McpEndpoint
 from mcp_server.telemetry import configure_logging
-from todo_chatbot.app import SERVER_OPTIONS, create_app, freeze_startup_heap
+from todo_chatbot.app import create_app, run_server
 from todo_chatbot.settings import Settings
 
 
@@ -49,5 +48,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    freeze_startup_heap()  # as the CLI does
-    uvicorn.run(bench_app(), host="127.0.0.1", port=args.port, log_level="warning", **SERVER_OPTIONS)
+    run_server(bench_app(), host="127.0.0.1", port=args.port, log_level="warning")  # as the CLI does

@@ -63,6 +63,15 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def run_server(app: Any, *, host: str, port: int, log_level: str, **options: Any) -> None:
+    """Serve `app` with uvicorn and the project's server options, its start-up heap frozen first
+    (what `todo-chatbot serve`, `mcp-server`, `agent` and `handler` do, and the bench servers)."""
+    import uvicorn
+
+    freeze_startup_heap()
+    uvicorn.run(app, host=host, port=port, log_level=log_level, **SERVER_OPTIONS, **options)
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -59,10 +59,8 @@ def _serve(settings: Settings, host: str, port: int, role: str, *, open_browser:
     import threading
     import webbrowser
 
-    import uvicorn
-
     from todo_chatbot import migrate
-    from todo_chatbot.app import SERVER_OPTIONS, create_app, freeze_startup_heap
+    from todo_chatbot.app import create_app, run_server
 
     _refuse_open_binding(settings, host)
     if role == "embedded":
@@ -72,24 +70,18 @@ def _serve(settings: Settings, host: str, port: int, role: str, *, open_browser:
     logging.getLogger(__name__).info("serving %s at %s", role, url)
     if open_browser:  # after uvicorn has had a moment to bind
         threading.Timer(1.5, webbrowser.open, [url]).start()
-    freeze_startup_heap()
-    uvicorn.run(
-        app, host=host, port=port, log_level=settings.log_level.lower(), proxy_headers=True, **SERVER_OPTIONS
-    )
+    run_server(app, host=host, port=port, log_level=settings.log_level.lower(), proxy_headers=True)
 
 
 def _serve_handler(settings: Settings, name: str, host: str, port: int) -> None:
-    import uvicorn
-
     from event_handlers.app import create_handler_app
-    from todo_chatbot.app import SERVER_OPTIONS, freeze_startup_heap
+    from todo_chatbot.app import run_server
 
     if name == "push":
         _refuse_open_binding(settings, host)
     app = create_handler_app(name, settings)  # type: ignore[arg-type]  # argparse checked the choice
     logging.getLogger(__name__).info("serving the %s handler at http://%s:%s", name, host, port)
-    freeze_startup_heap()
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), **SERVER_OPTIONS)
+    run_server(app, host=host, port=port, log_level=settings.log_level.lower())
 
 
 def _stdio(settings: Settings) -> None:
