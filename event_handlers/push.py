@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,15 +49,30 @@ class History(Protocol):
 
 @dataclass(eq=False)
 class Connection:
+    """One socket: the events waiting to be sent to it and the task that sends them.
+
+    Two tasks per socket (a sender and a reader, beside the server's own) and no task per event:
+    with 1,000 sockets open, every object a socket holds lengthens the garbage collector's full
+    collections, which pause every socket of the process.
+    """
+
     user_id: str
-    queue: asyncio.Queue[dict[str, Any]]
-    cut_off: asyncio.Event = field(default_factory=asyncio.Event)
+    limit: int  # events it may fall behind before it is cut off
+    pending: deque[dict[str, Any]] = field(default_factory=deque)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # `pending` has something
+    too_slow: bool = False
+    sender: asyncio.Task[None] | None = None
 
     def offer(self, message: dict[str, Any]) -> None:
-        try:
-            self.queue.put_nowait(message)
-        except asyncio.QueueFull:
-            self.cut_off.set()
+        if self.too_slow:
+            return
+        if len(self.pending) >= self.limit:
+            self.too_slow = True
+            if self.sender is not None:
+                self.sender.cancel()  # stop writing to it, even mid-send
+            return
+        self.pending.append(message)
+        self.ready.set()
 
 
 class PushHub:
@@ -107,7 +123,7 @@ class PushHub:
                 CLOSE_TOO_MANY, f"at most {self.max_connections_per_user} connections per user"
             )
             return
-        connection = Connection(user_id, asyncio.Queue(self.queue_size))
+        connection = Connection(user_id, self.queue_size)
         group.add(connection)  # buffer live events before replaying, so none falls in between
         WEBSOCKET_CONNECTIONS.inc()
         try:
@@ -119,62 +135,56 @@ class PushHub:
             if not group:
                 self._connections.pop(user_id, None)
             raise
-        streaming = asyncio.create_task(
-            self._stream(websocket, connection, start, after is not None, history)
+        sender = connection.sender = asyncio.create_task(
+            self._send(websocket, connection, start, after is not None, history)
         )
-        cut = asyncio.create_task(connection.cut_off.wait())
+        if connection.too_slow:  # fell behind already while the handshake went on
+            sender.cancel()
+        reader = asyncio.create_task(self._read(websocket))
         try:
-            done, _ = await asyncio.wait({streaming, cut}, return_when=asyncio.FIRST_COMPLETED)
-            if streaming not in done:  # too slow: stop writing to it, even mid-send
-                await stop(streaming)
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(1.0):
-                        await websocket.close(CLOSE_TOO_SLOW, "client too slow; reconnect with ?after=<seq>")
+            await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if connection.too_slow:
+                await close(websocket, CLOSE_TOO_SLOW, "client too slow; reconnect with ?after=<seq>")
+            elif (code := abuse(reader)) is not None:
+                await close(websocket, code, "message too large")
         finally:
+            await stop(sender, reader)
             WEBSOCKET_CONNECTIONS.dec()
-            cut.cancel()
             group.discard(connection)
             if not group:
                 self._connections.pop(user_id, None)
 
-    async def _stream(
+    async def _send(
         self, websocket: WebSocket, connection: Connection, last: int, replaying: bool, history: History
     ) -> None:
-        reader = asyncio.create_task(self._read(websocket))
+        """Send the user's events in `seq` order, each once, and a heartbeat when there are none."""
+        pending = connection.pending
         try:
             if replaying:  # a reconnecting client: what it missed first
                 for message in await history.replay(connection.user_id, last):
                     await websocket.send_json(message)
                     last = max(last, int(message["seq"]))
             while True:
-                getter = asyncio.create_task(connection.queue.get())
-                done, _ = await asyncio.wait(
-                    {getter, reader}, timeout=self.heartbeat_seconds, return_when=asyncio.FIRST_COMPLETED
-                )
-                if getter not in done:
-                    getter.cancel()
-                if reader in done:
-                    code = reader.result()
-                    if code is not None and websocket.application_state == WebSocketState.CONNECTED:
-                        await websocket.close(code, "message too large")
-                    return
-                if getter in done:
-                    message = getter.result()
-                    seq = int(message["seq"])
-                    if seq > last + 1:  # out of order after a partial publish: fill the gap in
-                        for missed in await history.replay(connection.user_id, last):
-                            if last < int(missed["seq"]) < seq:
-                                await websocket.send_json(missed)
-                                last = int(missed["seq"])
-                    if seq > last:  # a repeat (redelivery) is sent only once
-                        await websocket.send_json(message)
-                        last = seq
-                else:
-                    await websocket.send_json({"type": "heartbeat", "seq": last})
+                if not pending:
+                    connection.ready.clear()
+                    try:
+                        async with asyncio.timeout(self.heartbeat_seconds):
+                            await connection.ready.wait()
+                    except TimeoutError:
+                        await websocket.send_json({"type": "heartbeat", "seq": last})
+                        continue
+                message = pending.popleft()
+                seq = int(message["seq"])
+                if seq > last + 1:  # out of order after a partial publish: fill the gap in
+                    for missed in await history.replay(connection.user_id, last):
+                        if last < int(missed["seq"]) < seq:
+                            await websocket.send_json(missed)
+                            last = int(missed["seq"])
+                if seq > last:  # a repeat (redelivery) is sent only once
+                    await websocket.send_json(message)
+                    last = seq
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             return
-        finally:
-            await stop(reader)
 
     @staticmethod
     async def _read(websocket: WebSocket) -> int | None:
@@ -186,6 +196,22 @@ class PushHub:
             size = len(message.get("text") or message.get("bytes") or b"")
             if size > CLIENT_MESSAGE_MAX:
                 return CLOSE_TOO_BIG
+
+
+def abuse(reader: asyncio.Task[int | None]) -> int | None:
+    """The close code the reader ended with for an abusive message, if it ended so."""
+    if not reader.done() or reader.cancelled() or reader.exception() is not None:
+        return None
+    return reader.result()
+
+
+async def close(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close the socket if it is still open, giving up after a second (a stuck client)."""
+    if websocket.application_state != WebSocketState.CONNECTED:
+        return
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(1.0):
+            await websocket.close(code, reason)
 
 
 def hub_from(settings: Settings) -> PushHub:
