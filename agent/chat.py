@@ -13,6 +13,7 @@ is stored as the assistant's answer. So the next turn, with any model, sees what
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import re
@@ -271,6 +272,7 @@ class _Turn:
     user: ChatUser
     message: str
     conversation_id: str
+    session: TurnBuffer
 
 
 class _Collector:
@@ -375,6 +377,7 @@ class ChatService:
         self.config = config or ChatConfig()
         self.heartbeat_s = heartbeat_s
         self._running: set[asyncio.Task[Any]] = set()
+        self._agent_template = TurnAgent(name=AGENT_NAME, instructions="", model=model)
 
     # ---- conversations -------------------------------------------------------------------
 
@@ -484,18 +487,37 @@ class ChatService:
                 "timezone", f"unknown time zone {zone[:64]!r}; expected an IANA name such as 'Europe/Paris'"
             )
         if conversation_id:
-            conversation = await self.store.get(user.user_id, conversation_id)
-            if conversation is None:
+            session = self._session(conversation_id)
+            # Whose it is, and its history meanwhile: one round trip's wait instead of two. The
+            # history of a conversation that is not theirs is dropped unread; a failed read is
+            # tried again when the run asks for it.
+            found, _ = await asyncio.gather(
+                self.store.get(user.user_id, conversation_id), session.preload(), return_exceptions=True
+            )
+            if isinstance(found, BaseException):
+                raise found
+            if found is None:
                 raise ConversationNotFound(conversation_id)
+            conversation = found
         else:
             conversation = await self.store.create(user.user_id, text)
-        return _Turn(replace(user, timezone=zone), text, conversation.id)
+            session = self._session(conversation.id)
+        return _Turn(replace(user, timezone=zone), text, conversation.id, session)
+
+    def _session(self, conversation_id: str) -> TurnBuffer:
+        return TurnBuffer(self.sessions(conversation_id), window=self.config.history_items)
 
     def _agent(self, server: MCPServer, timezone: str) -> Agent[None]:
+        """The agent of one turn: a shallow copy of the one checked at start (the SDK's checks of a
+        new agent cost more than the rest of making it), with the person's time and tool server."""
+
         def instructions(context: RunContextWrapper[None], agent: Agent[None]) -> str:
             return build_instructions(self.clock(), timezone)
 
-        return TurnAgent(name=AGENT_NAME, instructions=instructions, mcp_servers=[server], model=self.model)
+        agent = copy.copy(self._agent_template)
+        agent.instructions = instructions
+        agent.mcp_servers = [server]
+        return agent
 
     def _run_config(self, conversation_id: str) -> RunConfig:
         return RunConfig(
@@ -508,7 +530,7 @@ class ChatService:
 
     async def _run(self, turn: _Turn, emit: Callable[[ChatEvent], None], *, streamed: bool) -> TurnResult:
         collector = _Collector(emit)
-        session = TurnBuffer(self.sessions(turn.conversation_id), window=self.config.history_items)
+        session = turn.session
         server = self.connector(turn.user)
         error: ChatError | None = None
         try:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from agent.memory import (
     ConversationStore,
+    TurnBuffer,
     agent_messages,
     agent_sessions,
     conversations,
@@ -185,6 +186,39 @@ async def test_a_session_per_turn_reuses_the_compiled_statements(db: Database) -
     for _ in range(20):
         await turn(f"s-{uuid.uuid4().hex}")
     assert len(cache) - before <= 2
+
+
+async def test_sessions_of_one_factory_keep_to_their_own_conversation(db: Database) -> None:
+    """The factory copies one session object per conversation: each copy reads and writes its own."""
+    sessions = sqlalchemy_sessions(db.engine)
+    first, second = sessions(f"s-{uuid.uuid4().hex}"), sessions(f"s-{uuid.uuid4().hex}")
+    await first.add_items([{"role": "user", "content": "for the first"}])
+    await second.add_items([{"role": "user", "content": "for the second"}])
+    assert await first.get_items() == [{"role": "user", "content": "for the first"}]
+    assert await second.get_items() == [{"role": "user", "content": "for the second"}]
+    assert sessions(first.session_id).session_id == first.session_id != second.session_id
+    await first.clear_session()
+    await second.clear_session()
+
+
+async def test_a_turn_reads_its_history_once_and_then_sees_what_it_stored(db: Database) -> None:
+    """A turn's buffer reads the stored history once (it may be read ahead, beside another query)
+    and adds the turn's own items; once the turn is stored, the next read is fresh again."""
+    stored = sqlalchemy_sessions(db.engine)(f"s-{uuid.uuid4().hex}")
+    before: list[Any] = [{"role": "user", "content": "one"}, {"role": "assistant", "content": "1"}]
+    await stored.add_items(before)
+    turn = TurnBuffer(stored, window=10)
+    await turn.preload()
+    meanwhile: list[Any] = [{"role": "user", "content": "from another tab"}]
+    await stored.add_items(meanwhile)
+    mine: list[Any] = [{"role": "user", "content": "two"}]
+    await turn.add_items(mine)
+    assert await turn.get_items() == [*before, *mine]  # the history the turn started from
+    assert await turn.flush() == mine
+    assert await turn.get_items() == [*before, *meanwhile, *mine]
+    assert await turn.pop_item() == mine[0]
+    assert await turn.get_items() == [*before, *meanwhile]
+    await stored.clear_session()
 
 
 async def test_store_scopes_orders_and_forgets(db: Database) -> None:
