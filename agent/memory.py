@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import copy
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    cast,
     delete,
     func,
     insert,
@@ -161,8 +163,10 @@ def _postgres_add_items() -> Insert:
         .returning(agent_sessions.c.session_id)
         .cte("parent")
     )
+    # The items travel as one JSON array of strings: a text array parameter is quoted element by
+    # element in Python (a regex substitution per quote of every item's JSON), JSON in C.
     items = (
-        func.unnest(bindparam("items", type_=postgresql.ARRAY(Text)))
+        func.json_array_elements_text(cast(bindparam("items", type_=Text), postgresql.JSON))
         .table_valued("message_data", with_ordinality="position")
         .render_derived("items")
     )
@@ -202,7 +206,9 @@ class _AgentSession(SQLAlchemySession):
             return
         data = [await self._serialize_item(item) for item in items]
         async with self._statements.connect() as connection:
-            await connection.execute(_POSTGRES_ADD_ITEMS, {"session_id": self.session_id, "items": data})
+            await connection.execute(
+                _POSTGRES_ADD_ITEMS, {"session_id": self.session_id, "items": json.dumps(data)}
+            )
 
 
 class TurnBuffer(SessionABC):
