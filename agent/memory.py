@@ -180,11 +180,19 @@ def _postgres_add_items() -> Insert:
 
 _POSTGRES_ADD_ITEMS = _postgres_add_items()
 
+# The latest `limit` items of a session, newest first (the SDK's own query, built once).
+_LATEST_ITEMS = (
+    select(agent_messages.c.message_data)
+    .where(agent_messages.c.session_id == bindparam("session_id"))
+    .order_by(agent_messages.c.created_at.desc(), agent_messages.c.id.desc())
+    .limit(bindparam("limit"))
+)
+
 
 class _AgentSession(SQLAlchemySession):
     """The SDK session, with SQLite's lock wait no shorter than the rest of the service uses (30 s),
     and on PostgreSQL a turn's items written in one statement: one round trip where the SDK's
-    `add_items` takes six (begin, two selects, insert, update, commit).
+    `add_items` takes six (begin, two selects, insert, update, commit), and read in one.
 
     Its statements use our module's tables, not the new `Table` objects the SDK makes for every
     session object: SQLAlchemy caches compiled statements by table, so with a session object per
@@ -199,6 +207,27 @@ class _AgentSession(SQLAlchemySession):
         self._sessions, self._messages = agent_sessions, agent_messages
         self._statements = statements
         self._postgres = engine.dialect.name == "postgresql"
+
+    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        """On PostgreSQL, the latest `limit` items in one round trip (the SDK's read opens a
+        transaction, so it takes two). Rows that do not parse are skipped and the read widened,
+        as the SDK does."""
+        if not self._postgres or limit is None or limit <= 0:
+            return await super().get_items(limit)
+        window = limit
+        while True:
+            async with self._statements.connect() as connection:
+                result = await connection.execute(
+                    _LATEST_ITEMS, {"session_id": self.session_id, "limit": window}
+                )
+                rows: list[str] = [row[0] for row in result.all()]
+            items: list[TResponseInputItem] = []
+            for raw in reversed(rows):
+                with contextlib.suppress(json.JSONDecodeError):
+                    items.append(await self._deserialize_item(raw))
+            if len(items) >= limit or len(rows) < window:
+                return items[-limit:]
+            window *= 2
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         if not self._postgres or not items:

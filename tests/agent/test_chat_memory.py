@@ -168,6 +168,24 @@ async def test_our_sessions_write_what_the_sdk_session_reads(db: Database) -> No
     await sdk.clear_session()
 
 
+async def test_our_sessions_read_the_latest_items_as_the_sdk_session_does(db: Database) -> None:
+    """The latest items, in order, skipping a row that does not parse (and reading further back
+    for it), exactly as the SDK's own session reads them."""
+    conversation = f"s-{uuid.uuid4().hex}"
+    ours = sqlalchemy_sessions(db.engine)(conversation)
+    sdk = SQLAlchemySession(conversation, engine=db.engine, create_tables=False)
+    await ours.add_items([{"role": "user", "content": f"message {index}"} for index in range(6)])
+    async with db.engine.begin() as connection:
+        await connection.execute(
+            agent_messages.insert().values(session_id=conversation, message_data="{not json")
+        )
+    await ours.add_items([{"role": "assistant", "content": "last"}])
+    for limit in (1, 2, 3, 7, 20):
+        assert await ours.get_items(limit=limit) == await sdk.get_items(limit=limit), limit
+    assert [item["content"] for item in await ours.get_items(limit=3)] == ["message 4", "message 5", "last"]
+    await sdk.clear_session()
+
+
 async def test_a_session_per_turn_reuses_the_compiled_statements(db: Database) -> None:
     """Session objects come and go with every turn; SQLAlchemy's statement cache must not grow
     with them (it did, to its limit, while each SDK session object had tables of its own)."""
