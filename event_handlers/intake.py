@@ -116,5 +116,5 @@ def parse(body: bytes | str | dict[str, Any]) -> TaskEvent | Malformed:
     document = {
         key: value for key, value in json.loads(_FORMAT.write(event)).items() if key not in SIDECAR_ATTRIBUTES
     }
-    document["data"] = snapshot.model_dump(mode="json", exclude_none=False)
+    document["data"] = snapshot.model_dump(mode="json", exclude_unset=True)  # the data as published
     return TaskEvent(event_id, event.get_type(), snapshot.taskId, time, seq, snapshot, document)

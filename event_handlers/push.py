@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from event_handlers.deps import HandlerDeps
-from event_handlers.intake import Outcome, TaskEvent
+from event_handlers.intake import Outcome, TaskEvent, parse
 from event_handlers.metrics import WEBSOCKET_CONNECTIONS
 from mcp_server.aio import stop
 from mcp_server.db import Database
@@ -62,10 +63,14 @@ class Connection:
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # `pending` has something
     too_slow: bool = False
     sender: asyncio.Task[None] | None = None
+    offered: int = 0  # the highest `seq` queued: an event offered again (it comes twice) is not
 
     def offer(self, message: dict[str, Any]) -> None:
-        if self.too_slow:
+        seq = message.get("seq")
+        if self.too_slow or (isinstance(seq, int) and seq <= self.offered):
             return
+        if isinstance(seq, int):
+            self.offered = seq
         if len(self.pending) >= self.limit:
             self.too_slow = True
             if self.sender is not None:
@@ -239,6 +244,22 @@ class DatabaseHistory:
 
 def push_message(event: TaskEvent) -> dict[str, Any]:
     return {**event.document, "seq": event.seq}
+
+
+def push_at_commit(hub: PushHub) -> Callable[[str, list[dict[str, Any]]], None]:
+    """Embedded: a listener of the service's committed events that hands them to the user's sockets
+    at once, as the push handler would, instead of after the relay's round trip through the bus.
+    The relay's delivery of the same events follows and is a repeat, which sockets skip."""
+
+    def push(user_id: str, events: list[dict[str, Any]]) -> None:
+        if not hub.connections(user_id):
+            return  # nobody is listening: spare the parsing
+        for document in events:
+            event = parse(document)
+            if isinstance(event, TaskEvent):
+                hub.publish(event.user_id, push_message(event))
+
+    return push
 
 
 async def handle(event: TaskEvent, deps: HandlerDeps) -> Outcome:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -63,6 +64,8 @@ ZONE_CACHE_SIZE = 10_000
 DEFAULT_TIME = clock_time(9, 0)
 START_OF_DAY = clock_time(0, 0)
 END_OF_DAY = clock_time(23, 59, 59)
+
+log = logging.getLogger(__name__)
 
 
 # Run inside a write's transaction by an idempotent consumer: False means "done before, skip".
@@ -123,6 +126,7 @@ class TaskService:
         self.source = source
         self.clock = clock
         self._commit_listeners: list[Callable[[], None]] = []
+        self._event_listeners: list[Callable[[str, list[dict[str, Any]]], None]] = []
         self._traceparent = traceparent
         # user id -> (zone, expiry): read on every call, changed rarely, refreshed within a minute.
         self._zones: dict[str, tuple[ZoneInfo, float]] = {}
@@ -171,7 +175,7 @@ class TaskService:
                 tz = await self._zone(connection, caller)
                 task = _new_task(caller, fields, tz, now)
                 event = self._event(caller, TASK_CREATED, str(task.id), task_data(task), now)
-                await outbox.insert_with_event(
+                seq = await outbox.insert_with_event(
                     connection,
                     TASKS,
                     task.model_dump(),
@@ -181,13 +185,16 @@ class TaskService:
                     created_at=now,
                 )
             self._zone_stored(caller)
+            written = [outbox.document(event, seq)]
         else:
             async with self.db.transaction() as session:
                 tz = await self._zone(session, caller)
                 task = _new_task(caller, fields, tz, now)
                 await session.execute(insert(TASKS), task.model_dump())
-                await self._record(session, caller, TASK_CREATED, str(task.id), task_data(task), now)
-        self._committed()
+                written = await self._record(
+                    session, caller, TASK_CREATED, str(task.id), task_data(task), now
+                )
+        self._committed(caller.user_id, written)
         return to_out(task, tz)
 
     async def create_occurrence(
@@ -230,10 +237,12 @@ class TaskService:
                     updated_at=now,
                 )
                 await session.execute(insert(TASKS), task.model_dump())
-                await self._record(session, caller, TASK_CREATED, str(task.id), task_data(task), now)
+                written = await self._record(
+                    session, caller, TASK_CREATED, str(task.id), task_data(task), now
+                )
         except IntegrityError:
             return None  # the (series, occurrence) unique constraint: another delivery created it
-        self._committed()
+        self._committed(caller.user_id, written)
         return to_out(task, tz)
 
     async def update(self, caller: Caller, task_id: str | uuid.UUID, patch: TaskPatch) -> TaskOut:
@@ -255,10 +264,10 @@ class TaskService:
                 return to_out(task, tz)
             task.version += 1
             task.updated_at = now
-            await self._record(
+            written = await self._record(
                 session, caller, TASK_UPDATED, str(task.id), task_data(task) | {"changed": changed}, now
             )
-        self._committed()
+        self._committed(caller.user_id, written)
         return to_out(task, tz)
 
     async def complete(self, caller: Caller, task_id: str | uuid.UUID) -> TaskOut:
@@ -273,8 +282,8 @@ class TaskService:
             task = await self._load(session, caller, task_id, for_update=True)
             data = task_data(task) | {"version": task.version + 1, "updatedAt": int(now.timestamp())}
             await session.delete(task)
-            await self._record(session, caller, TASK_DELETED, str(task.id), data, now)
-        self._committed()
+            written = await self._record(session, caller, TASK_DELETED, str(task.id), data, now)
+        self._committed(caller.user_id, written)
         return DeletedTask(id=task.id, title=task.title)
 
     # ---- reminders and history ------------------------------------------------------
@@ -323,9 +332,9 @@ class TaskService:
             claimed = await claim(session, [task.id for task in ready])
             firing = [task for task in ready if task.id in claimed]
             changes = [(str(task.id), task_data(task)) for task in firing]
-            await self._record_many(session, Caller(user_id), REMINDER_DUE, changes, now)
+            written = await self._record_many(session, Caller(user_id), REMINDER_DUE, changes, now)
         if firing:
-            self._committed()
+            self._committed(user_id, written)
         return [task.id for task in firing]
 
     async def history(self, caller: Caller, task_id: str | uuid.UUID | None, limit: int = 50) -> TaskHistory:
@@ -352,8 +361,8 @@ class TaskService:
             task.version += 1
             task.updated_at = now
             event_type = TASK_COMPLETED if completed else TASK_REOPENED
-            await self._record(session, caller, event_type, str(task.id), task_data(task), now)
-        self._committed()
+            written = await self._record(session, caller, event_type, str(task.id), task_data(task), now)
+        self._committed(caller.user_id, written)
         return to_out(task, tz)
 
     async def _load(
@@ -396,9 +405,10 @@ class TaskService:
         subject: str,
         data: dict[str, Any],
         now: datetime,
-    ) -> None:
-        """Write the change's event to the outbox under the user's next sequence number."""
-        await self._record_many(session, caller, event_type, [(subject, data)], now)
+    ) -> list[dict[str, Any]]:
+        """Write the change's event to the outbox under the user's next sequence number; returns
+        it as it will be published."""
+        return await self._record_many(session, caller, event_type, [(subject, data)], now)
 
     async def _record_many(
         self,
@@ -407,22 +417,25 @@ class TaskService:
         event_type: str,
         changes: Sequence[tuple[str, dict[str, Any]]],
         now: datetime,
-    ) -> None:
+    ) -> list[dict[str, Any]]:
         """Write one event per (subject, data) to the outbox, in order, under the user's next
-        sequence numbers."""
+        sequence numbers; returns them as they will be published."""
         if not changes:
-            return
+            return []
         await session.flush()  # the tasks' own statements first, then the user's row lock
         events = [self._event(caller, event_type, subject, data, now) for subject, data in changes]
         if len(events) == 1:  # the common case: one statement on PostgreSQL
-            await outbox.append(
-                session, events[0], user_id=caller.user_id, timezone=caller.timezone, created_at=now
-            )
+            seqs = [
+                await outbox.append(
+                    session, events[0], user_id=caller.user_id, timezone=caller.timezone, created_at=now
+                )
+            ]
         else:
-            await outbox.append_many(
+            seqs = await outbox.append_many(
                 session, events, user_id=caller.user_id, timezone=caller.timezone, created_at=now
             )
         self._zone_stored(caller)
+        return [outbox.document(event, seq) for event, seq in zip(events, seqs, strict=True)]
 
     def _event(
         self, caller: Caller, event_type: str, subject: str, data: dict[str, Any], now: datetime
@@ -446,9 +459,20 @@ class TaskService:
         """Call `listener` after every commit that wrote to the outbox (the relay's wake-up)."""
         self._commit_listeners.append(listener)
 
-    def _committed(self) -> None:
+    def on_committed_events(self, listener: Callable[[str, list[dict[str, Any]]], None]) -> None:
+        """Call `listener(user_id, events)` after every commit that wrote events, with the events as
+        the relay will publish them: for a consumer in this process that need not wait for the
+        relay (the embedded mode's WebSocket push). The relay still publishes them."""
+        self._event_listeners.append(listener)
+
+    def _committed(self, user_id: str, events: list[dict[str, Any]]) -> None:
         for listener in self._commit_listeners:
             listener()
+        for event_listener in self._event_listeners:
+            try:
+                event_listener(user_id, events)
+            except Exception:  # the commit stands and the relay delivers them anyway
+                log.exception("a listener of committed events failed")
 
     def _filters(
         self, caller: Caller, query: TaskQuery, tz: ZoneInfo, now: datetime

@@ -32,7 +32,7 @@ from event_handlers import reminders
 from event_handlers.bus import InProcessBus
 from event_handlers.deps import HandlerDeps
 from event_handlers.http import push_router
-from event_handlers.push import DatabaseHistory, hub_from
+from event_handlers.push import DatabaseHistory, hub_from, push_at_commit
 from event_handlers.scheduling import EmbeddedScheduler
 from mcp_server.aio import stop
 from mcp_server.auth import Authenticator
@@ -207,6 +207,7 @@ def create_app(
         deps = HandlerDeps(db=core.db, service=core.service, scheduler=scheduler, hub=hub, clock=clock)
         scheduler.trigger = lambda jobs: reminders.trigger_many(jobs, deps)
         app.state.relay = add_relay(core, publisher or InProcessBus(deps))
+        core.service.on_committed_events(push_at_commit(hub))  # no wait for the relay's round
         app.state.scheduler, app.state.hub = scheduler, hub
         core.background.append(scheduler.run)
         app.include_router(push_router(hub, core.auth, DatabaseHistory(core.db)))

@@ -8,15 +8,16 @@ import contextlib
 import json
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from event_handlers.push import PushHub
+from event_handlers.push import Connection, PushHub
 from tests.helpers import TEST_SECRET, eventually, serving, token
 from todo_chatbot.app import create_app
 from todo_chatbot.settings import Settings
@@ -101,3 +102,47 @@ async def test_a_slow_client_is_cut_off_without_slowing_the_others(app_and_url: 
         await eventually(lambda: hub.connections("sharer") == 0, timeout=5)  # the stuck one was cut off
         await read_until_closed(stuck)
     assert stuck.close_code in (4408, 1006)  # 4408 if the close frame got through the full buffers
+
+
+def test_an_event_offered_twice_takes_one_place_in_a_sockets_queue() -> None:
+    """The embedded service offers each event at commit and again when the relay delivers it."""
+    connection = Connection("someone", limit=2)
+    for seq in (1, 1, 2, 1, 2):
+        connection.offer({"type": "task.updated", "seq": seq})
+    assert [message["seq"] for message in connection.pending] == [1, 2] and not connection.too_slow
+    connection.offer({"type": "task.updated", "seq": 3})
+    assert connection.too_slow  # a third distinct event did not fit
+
+
+class HungPubSub:
+    """A pub/sub that takes the relay's events and never answers, as a hung broker would."""
+
+    def __init__(self) -> None:
+        self.offered: list[str] = []
+        self.answer = asyncio.Event()
+
+    async def publish(self, user_id: str, events: Sequence[dict[str, Any]]) -> set[str]:
+        self.offered.extend(str(event["id"]) for event in events)
+        await self.answer.wait()
+        return set()
+
+
+async def test_the_embedded_service_pushes_a_change_at_commit_without_waiting_for_the_relay(
+    sqlite_url: str,
+) -> None:
+    pubsub = HungPubSub()
+    app = create_app(Settings(database_url=sqlite_url, auth_secret=TEST_SECRET), publisher=pubsub)
+    async with serving(app) as base:
+        ws = base.replace("http://", "ws://") + f"/ws/tasks?token={token('prompt')}"
+        async with (
+            connect(ws) as socket,
+            httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token('prompt')}"}) as http,
+        ):
+            created = (await http.post("/api/tasks", json={"title": "Right now"})).json()
+            pushed = json.loads(await asyncio.wait_for(socket.recv(), timeout=2))
+        assert (pushed["type"], pushed["subject"], pushed["seq"]) == ("task.created", created["id"], 1)
+        await eventually(lambda: pubsub.offered == [pushed["id"]])  # the relay is stuck publishing it
+        async with connect(ws + "&after=0") as again:  # as a client that missed it gets it later
+            replayed = json.loads(await asyncio.wait_for(again.recv(), timeout=2))
+            assert replayed == pushed
+        pubsub.answer.set()
