@@ -54,32 +54,21 @@ Role = Literal["embedded", "mcp-server", "agent"]
 SERVER_OPTIONS: dict[str, Any] = {"ws": "wsproto", "ws_max_size": 64 * 1024, "log_config": None}
 
 
-# Objects a young collection waits for (CPython's default is 700). At the default, whatever a
-# request has alive at that moment (its session, its event, its coroutines) is promoted, and the
-# steady stream of promotions sets off a full collection every second or two under load, each
-# walking every socket's objects (60-110 ms with 1,000 sockets open on the CI machine). With 10,000,
-# far fewer in-flight objects outlive a collection: in `bench/events.py`, fan-out p99 175 and 200
-# ms against 250 and 239 ms at the default, commit-to-push unchanged (6.6 / 9.4 against 5.9 / 5.8 ms).
-GC_YOUNG_THRESHOLD = 10_000
-
-
-def prepare_heap_for_serving() -> None:
-    """Just before serving: put what start-up made (modules, the app) out of the garbage
-    collector's sight, since a full collection walks every object it tracks and the pauses grow
-    with them (fan-out p99 over 1,000 sockets went from 300-430 ms to 205-260 ms), and collect the
-    young generation less often (see GC_YOUNG_THRESHOLD)."""
+def freeze_startup_heap() -> None:
+    """Put what start-up made (modules, the app) out of the garbage collector's sight, just before
+    serving: a full collection walks every object it tracks, and the pauses grow with them. In
+    `bench/events.py`-style runs, fan-out p99 over 1,000 sockets went from 300-430 ms to 205-260 ms.
+    """
     gc.collect()
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def run_server(app: Any, *, host: str, port: int, log_level: str, **options: Any) -> None:
-    """Serve `app` with uvicorn and the project's server options, its heap prepared first
+    """Serve `app` with uvicorn and the project's server options, its start-up heap frozen first
     (what `todo-chatbot serve`, `mcp-server`, `agent` and `handler` do, and the bench servers)."""
     import uvicorn
 
-    prepare_heap_for_serving()
+    freeze_startup_heap()
     uvicorn.run(app, host=host, port=port, log_level=log_level, **SERVER_OPTIONS, **options)
 
 

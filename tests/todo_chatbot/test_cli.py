@@ -67,19 +67,14 @@ def test_migrate_then_serve_embedded_on_sqlite(tmp_path: Path) -> None:
         server.wait(timeout=15)
 
 
-def test_servers_start_with_their_start_up_heap_frozen_and_fewer_young_collections() -> None:
-    """What start-up made is left out of full garbage collections, and young collections wait for
-    more objects (fewer in-flight objects promoted: fewer, shorter pauses under load)."""
+def test_servers_start_with_their_start_up_heap_frozen() -> None:
+    """What start-up made is left out of full garbage collections (shorter pauses under load)."""
     import gc
 
-    from todo_chatbot.app import GC_YOUNG_THRESHOLD, prepare_heap_for_serving
+    from todo_chatbot.app import freeze_startup_heap
 
-    threshold = gc.get_threshold()
     try:
-        prepare_heap_for_serving()
+        freeze_startup_heap()
         assert gc.get_freeze_count() > 10_000  # modules, classes and the rest of the start-up
-        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, threshold[1], threshold[2])
-        assert threshold[0] < GC_YOUNG_THRESHOLD
     finally:
         gc.unfreeze()
-        gc.set_threshold(*threshold)
