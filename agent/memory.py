@@ -277,7 +277,8 @@ class TurnBuffer(SessionABC):
         await self._history()
 
     async def _history(self) -> list[TResponseInputItem]:
-        """The stored history the turn starts from, read once (nothing else writes it mid-turn)."""
+        """The stored history the turn starts from, read once: the turn works from what it read
+        (until it stores its own items), even if another tab adds to the conversation meanwhile."""
         if self._stored is None:
             if self.window is None:
                 self._stored = await self.inner.get_items()
