@@ -17,6 +17,7 @@ import copy
 import json
 import logging
 import re
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -378,6 +379,7 @@ class ChatService:
         self.heartbeat_s = heartbeat_s
         self._running: set[asyncio.Task[Any]] = set()
         self._agent_template = TurnAgent(name=AGENT_NAME, instructions="", model=model)
+        self._agent_template.__dict__["_tools_by_server"] = weakref.WeakKeyDictionary()  # shared by copies
 
     # ---- conversations -------------------------------------------------------------------
 
@@ -628,14 +630,23 @@ class ChatService:
 
 
 class TurnAgent(Agent[None]):
-    """The agent of one turn: it turns the MCP server's tools into function tools once per turn, not
-    before every model call (the SDK's conversion copies every schema each time)."""
+    """The agent of a turn. It turns an MCP server's tools into function tools once per server
+    object, not before every model call (the SDK's conversion copies every schema each time): once
+    per turn over HTTP, where each turn opens its own connection, and once per person in process,
+    where the connector keeps each person's server between turns. The conversions live in a
+    dictionary that the copies of one template agent share, and go with their server."""
 
     async def get_mcp_tools(self, run_context: RunContextWrapper[None]) -> list[Tool]:
-        converted: list[Tool] | None = self.__dict__.get("_turn_tools")
-        if converted is None:
-            converted = self.__dict__["_turn_tools"] = await super().get_mcp_tools(run_context)
-        return list(converted)
+        if len(self.mcp_servers) != 1:
+            return await super().get_mcp_tools(run_context)
+        converted: weakref.WeakKeyDictionary[MCPServer, list[Tool]] = self.__dict__.setdefault(
+            "_tools_by_server", weakref.WeakKeyDictionary()
+        )
+        (server,) = self.mcp_servers
+        tools = converted.get(server)
+        if tools is None:
+            tools = converted[server] = await super().get_mcp_tools(run_context)
+        return list(tools)
 
 
 def _dangling_calls(items: Sequence[TResponseInputItem]) -> list[str]:

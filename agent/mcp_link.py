@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -33,6 +34,7 @@ TIMEZONE_HEADER = "X-Timezone"
 CONNECT_TIMEOUT_S = 10.0
 CALL_TIMEOUT_S = 30.0
 MAX_LIST_PAGES = 20
+PEOPLE_KEPT = 128  # in-process tool servers kept for the people who chatted last (~60 KiB each)
 
 
 @dataclass(frozen=True)
@@ -180,12 +182,13 @@ class InProcessMCPServer(MCPServer):
         self._tools = self._tools or self._shared.tools
 
     async def cleanup(self) -> None:
+        if not self._owns_client:
+            return  # the shared client stays open for the next turn; its owner closes it at shutdown
         self._client = None
-        if self._owns_client:
-            try:
-                await self._shared.aclose()
-            except Exception:
-                log.warning("closing the in-process MCP connection failed", exc_info=True)
+        try:
+            await self._shared.aclose()
+        except Exception:
+            log.warning("closing the in-process MCP connection failed", exc_info=True)
 
     def _connected(self) -> Client:
         if self._client is None:
@@ -238,20 +241,35 @@ class InProcessConnector:
     """A connector over `server` in this process; `bind_user(user)` establishes who the tools act for.
 
     The composition root passes `lambda user: acting_as(Caller(user.user_id, user.timezone))`, and
-    calls `aclose()` at shutdown.
+    calls `aclose()` at shutdown. Each person (the whole `ChatUser`: id, token, time zone) keeps one
+    tool server object between turns, the `people_kept` most recent of them, so that the chat's
+    conversion of its tools into the Agents SDK's function tools (about 1 ms a turn, see `TurnAgent`)
+    is made once per person instead of every turn. Their turns share the one in-memory client.
     """
 
     def __init__(
         self,
         server: McpSdkServer[Any],
         bind_user: Callable[[ChatUser], contextlib.AbstractContextManager[None]],
+        *,
+        people_kept: int = PEOPLE_KEPT,
     ) -> None:
         self.shared = SharedClient(server)
         self._server = server
         self._bind_user = bind_user
+        self._people_kept = people_kept
+        self._servers: OrderedDict[ChatUser, InProcessMCPServer] = OrderedDict()
 
     def __call__(self, user: ChatUser) -> MCPServer:
-        return InProcessMCPServer(self._server, bind=lambda: self._bind_user(user), shared=self.shared)
+        server = self._servers.get(user)
+        if server is None:
+            server = InProcessMCPServer(self._server, bind=lambda: self._bind_user(user), shared=self.shared)
+            self._servers[user] = server
+            if len(self._servers) > self._people_kept:
+                self._servers.popitem(last=False)
+        else:
+            self._servers.move_to_end(user)
+        return server
 
     async def aclose(self) -> None:
         await self.shared.aclose()

@@ -19,7 +19,7 @@ from mcp.types import CallToolResult
 
 from agent.chat import ChatService
 from agent.config import ChatConfig
-from agent.mcp_link import ChatUser, InProcessMCPServer, http_connector, http_mcp
+from agent.mcp_link import ChatUser, InProcessConnector, InProcessMCPServer, http_connector, http_mcp
 from agent.memory import ConversationStore
 from mcp_server.db import Database
 from mcp_server.service import Caller, TaskService
@@ -75,6 +75,35 @@ def _query() -> Any:
     from mcp_server.schemas import TaskQuery
 
     return TaskQuery(status="all")
+
+
+async def test_the_in_process_connector_keeps_a_tool_server_per_person(
+    service: TaskService, new_caller: NewCaller
+) -> None:
+    """Each person keeps one server between turns (the most recent `people_kept`); a kept server
+    serves turn after turn, and turns at once, always for its own person."""
+    connector = InProcessConnector(
+        build_mcp_server(service), lambda user: acting_as(Caller(user.user_id, user.timezone)), people_kept=2
+    )
+    alice, bob, carol = (ChatUser(new_caller().user_id) for _ in range(3))
+    first = connector(alice)
+    assert connector(alice) is first and connector(bob) is not first
+    assert connector(ChatUser(alice.user_id, None, "Europe/Paris")) is not first  # another zone, another
+    assert connector(alice) is not first  # two others came since, and two are kept: it was let go
+    try:
+        kept = connector(bob)
+        for turn in range(2):
+            await kept.connect()  # type: ignore[no-untyped-call]
+            added = await asyncio.gather(
+                *(kept.call_tool("add_task", {"title": f"turn {turn} task {n}"}) for n in range(2))
+            )
+            assert all(not result.is_error for result in added)
+            await kept.cleanup()  # type: ignore[no-untyped-call]
+        assert connector(bob) is kept
+        page = await service.list_tasks(Caller(bob.user_id), _query())
+        assert page.total == 4 and (await service.list_tasks(Caller(carol.user_id), _query())).total == 0
+    finally:
+        await connector.aclose()
 
 
 async def test_concurrent_users_on_one_server_each_act_as_themselves(

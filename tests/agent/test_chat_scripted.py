@@ -32,7 +32,7 @@ from agent.config import ChatConfig
 from agent.mcp_link import ChatUser
 from agent.memory import ConversationStore
 from mcp_server.db import Database
-from mcp_server.schemas import TaskQuery
+from mcp_server.schemas import TaskCreate, TaskQuery
 from mcp_server.service import Caller, TaskService
 from tests.agent.test_chat_http import chat_app, in_process, user_id
 from tests.conftest import FixedClock
@@ -367,13 +367,21 @@ async def test_a_turn_converts_the_mcp_tools_once(
             [function_call("list_tasks", {"status": "done"}, call_id="b")],
             [assistant_message("Nothing yet.")],
             [assistant_message("Hello.")],
+            [function_call("list_tasks", {}, call_id="c")],
+            [assistant_message("Yours are empty too.")],
         ]
     )
     chat = service_for(db, service, model)
     user = ChatUser(user_id(), None, "UTC")
+    await service.create(Caller(user.user_id), TaskCreate(title="The first person's task"))
     first = await chat.turn(user, "what do I have?")
     assert first.reply == "Nothing yet." and len(model.calls) == 3
+    assert first.tool_calls[0].output["total"] == 1
     assert all({tool.name for tool in call.tools} >= {"list_tasks", "add_task"} for call in model.calls)
     assert conversions == 1
     await chat.turn(user, "hi", first.conversation_id)
-    assert conversions == 2  # each turn has its own connection, so its own tools
+    assert conversions == 1  # in process, the person's tool server (and its tools) are kept
+    other = ChatUser(user_id(), None, "UTC")
+    third = await chat.turn(other, "and mine?")
+    assert third.reply == "Yours are empty too." and conversions == 2  # another person: their own tools
+    assert third.tool_calls[0].output["total"] == 0  # acting for them, not for the first person
