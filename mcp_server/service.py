@@ -125,8 +125,7 @@ class TaskService:
         self.db = db
         self.source = source
         self.clock = clock
-        self._commit_listeners: list[Callable[[], None]] = []
-        self._event_listeners: list[Callable[[str, list[dict[str, Any]]], None]] = []
+        self._commit_listeners: list[Callable[[str, list[dict[str, Any]]], None]] = []
         self._traceparent = traceparent
         # user id -> (zone, expiry): read on every call, changed rarely, refreshed within a minute.
         self._zones: dict[str, tuple[ZoneInfo, float]] = {}
@@ -459,20 +458,18 @@ class TaskService:
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every commit that wrote to the outbox (the relay's wake-up)."""
-        self._commit_listeners.append(listener)
+        self._commit_listeners.append(lambda user_id, events: listener())
 
     def on_committed_events(self, listener: Callable[[str, list[dict[str, Any]]], None]) -> None:
         """Call `listener(user_id, events)` after every commit that wrote events, with the events as
         the relay will publish them: for a consumer in this process that need not wait for the
         relay (the embedded mode's WebSocket push). The relay still publishes them."""
-        self._event_listeners.append(listener)
+        self._commit_listeners.append(listener)
 
     def _committed(self, user_id: str, events: list[dict[str, Any]]) -> None:
         for listener in self._commit_listeners:
-            listener()
-        for event_listener in self._event_listeners:
             try:
-                event_listener(user_id, events)
+                listener(user_id, events)
             except Exception:  # the commit stands and the relay delivers them anyway
                 log.exception("a listener of committed events failed")
 
