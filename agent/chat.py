@@ -379,7 +379,6 @@ class ChatService:
         self.heartbeat_s = heartbeat_s
         self._running: set[asyncio.Task[Any]] = set()
         self._agent_template = TurnAgent(name=AGENT_NAME, instructions="", model=model)
-        self._agent_template.__dict__["_tools_by_server"] = weakref.WeakKeyDictionary()  # shared by copies
 
     # ---- conversations -------------------------------------------------------------------
 
@@ -629,6 +628,7 @@ class ChatService:
             )
 
 
+@dataclass
 class TurnAgent(Agent[None]):
     """The agent of a turn. It turns an MCP server's tools into function tools once per server
     object, not before every model call (the SDK's conversion copies every schema each time): once
@@ -636,16 +636,17 @@ class TurnAgent(Agent[None]):
     where the connector keeps each person's server between turns. The conversions live in a
     dictionary that the copies of one template agent share, and go with their server."""
 
+    tools_by_server: weakref.WeakKeyDictionary[MCPServer, list[Tool]] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
+
     async def get_mcp_tools(self, run_context: RunContextWrapper[None]) -> list[Tool]:
         if len(self.mcp_servers) != 1:
             return await super().get_mcp_tools(run_context)
-        converted: weakref.WeakKeyDictionary[MCPServer, list[Tool]] = self.__dict__.setdefault(
-            "_tools_by_server", weakref.WeakKeyDictionary()
-        )
         (server,) = self.mcp_servers
-        tools = converted.get(server)
+        tools = self.tools_by_server.get(server)
         if tools is None:
-            tools = converted[server] = await super().get_mcp_tools(run_context)
+            tools = self.tools_by_server[server] = await super().get_mcp_tools(run_context)
         return list(tools)
 
 
