@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from event_handlers.deps import HandlerDeps
-from event_handlers.intake import Outcome, TaskEvent, parse
+from event_handlers.intake import Outcome, TaskEvent
 from event_handlers.metrics import WEBSOCKET_CONNECTIONS
 from mcp_server.aio import stop
 from mcp_server.db import Database
@@ -248,16 +248,16 @@ def push_message(event: TaskEvent) -> dict[str, Any]:
 
 def push_at_commit(hub: PushHub) -> Callable[[str, list[dict[str, Any]]], None]:
     """Embedded: a listener of the service's committed events that hands them to the user's sockets
-    at once, as the push handler would, instead of after the relay's round trip through the bus.
-    The relay's delivery of the same events follows and is a repeat, which sockets skip."""
+    at once, instead of after the relay's round trip through the bus. The events are the service's
+    own, as the relay will publish them, so they need no intake: each message is the one a client
+    that reconnects gets for it from the outbox. The relay's delivery follows and is a repeat, which
+    sockets skip."""
 
     def push(user_id: str, events: list[dict[str, Any]]) -> None:
         if not hub.connections(user_id):
-            return  # nobody is listening: spare the parsing
+            return  # nobody is listening: spare the copies
         for document in events:
-            event = parse(document)
-            if isinstance(event, TaskEvent):
-                hub.publish(event.user_id, push_message(event))
+            hub.publish(user_id, {**document, "seq": int(document["sequence"])})
 
     return push
 
