@@ -129,9 +129,12 @@ async def trigger(name: str, data: Any, deps: HandlerDeps) -> bool:
     return name in await trigger_many([(name, data)], deps)
 
 
-async def trigger_many(jobs: Sequence[Job], deps: HandlerDeps, concurrency: int = 16) -> set[str]:
+async def trigger_many(
+    jobs: Sequence[Job], deps: HandlerDeps, *, at: datetime | None = None, concurrency: int = 16
+) -> set[str]:
     """Jobs that fell due together (the embedded scheduler fires a batch): each user's reminders
-    in one transaction. Returns the names handled; the others failed and are to be retried."""
+    in one transaction, committed at `at` (the embedded scheduler calls a moment ahead of the
+    due time; default now). Returns the names handled; the others failed and are to be retried."""
     handled: set[str] = set()
     by_user: dict[str, dict[str, DueReminder]] = {}
     for name, data in jobs:
@@ -155,7 +158,7 @@ async def trigger_many(jobs: Sequence[Job], deps: HandlerDeps, concurrency: int 
 
         async with limit:
             try:
-                fired = await deps.service.fire_reminders(user_id, list(due.values()), claim=claim)
+                fired = await deps.service.fire_reminders(user_id, list(due.values()), claim=claim, at=at)
             except Exception as error:
                 log.warning(
                     "could not fire %d reminders (%s); they will be retried",

@@ -117,16 +117,20 @@ class DaprJobScheduler:
 
 # ---- embedded: durable timers --------------------------------------------------------------
 
-# Called with jobs that fell due together, (name, data) each; returns the names handled (like a
-# 2xx). The others are retried.
-Trigger = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[set[str]]]
+# Called with jobs due together, (name, data) each, and the time they are due: now, or a moment
+# ahead (`lead_seconds`), so the trigger can do its writing ahead and commit at that time, never
+# before it. Returns the names handled (like a 2xx); the others are retried.
+Trigger = Callable[[list[tuple[str, dict[str, Any]]], datetime], Awaitable[set[str]]]
 
 
 class EmbeddedScheduler:
     """Jobs kept in a table; one timer sleeps until the earliest is due (no scanning loop).
 
-    A failed trigger is retried every `retry_seconds`, `max_attempts` times in all, like the Dapr
-    failure policy. Jobs survive a restart: they are read back on start.
+    The timer goes off `lead_seconds` before the due time and hands the trigger the jobs due by
+    then, with their due time: a thousand reminders due in the same second are written ahead (one
+    batch) and only committed when due. A failed trigger is retried every `retry_seconds`,
+    `max_attempts` times in all, like the Dapr failure policy. Jobs survive a restart: they are
+    read back on start.
     """
 
     def __init__(
@@ -136,13 +140,15 @@ class EmbeddedScheduler:
         clock: Callable[[], datetime] = utcnow,
         max_attempts: int = 1 + MAX_RETRIES,
         retry_seconds: float = 3.0,
-        batch_size: int = 500,
+        batch_size: int = 1000,
+        lead_seconds: float = 0.25,
     ) -> None:
         self.db = db
         self.clock = clock
         self.max_attempts = max_attempts
         self.retry_seconds = retry_seconds
         self.batch_size = batch_size
+        self.lead = timedelta(seconds=lead_seconds)
         self.trigger: Trigger | None = None
         self._wake = asyncio.Event()
         self._timer_at: datetime | None = None  # when the timer goes off; None: no timer (or busy)
@@ -178,36 +184,43 @@ class EmbeddedScheduler:
                 log.warning("job scheduler could not read its jobs (%s)", type(error).__name__)
                 next_due = self.clock() + timedelta(seconds=self.retry_seconds)
             self._timer_at = next_due
-            timeout = None if next_due is None else max(0.0, (next_due - self.clock()).total_seconds())
+            timeout = (
+                None if next_due is None else max(0.0, (next_due - self.lead - self.clock()).total_seconds())
+            )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):  # not wait_for: it can lose a cancellation
                     await self._wake.wait()
 
     async def fire_due(self) -> datetime | None:
-        """Trigger every job due now, in batches; returns when the next one is due (None: no jobs)."""
+        """Trigger every job due by `lead_seconds` from now, in batches (each job at its due
+        time); returns when the next one is due (None: no jobs)."""
         now = self.clock()
         async with self.db.sessions() as session:
             due = list(
                 (
                     await session.scalars(
                         select(ScheduledJob)
-                        .where(col(ScheduledJob.due_at) <= now)
+                        .where(col(ScheduledJob.due_at) <= now + self.lead)
                         .order_by(col(ScheduledJob.due_at))
                         .limit(self.batch_size)
                     )
                 ).all()
             )
         if due:
-            await self._fire(due)
+            await self._fire(due, now)
         async with self.db.sessions() as session:
             next_due: datetime | None = await session.scalar(select(func.min(col(ScheduledJob.due_at))))
         return next_due
 
-    async def _fire(self, jobs: list[ScheduledJob]) -> None:
+    async def _fire(self, jobs: list[ScheduledJob], now: datetime) -> None:
         handled: set[str] = set()
         if self.trigger is not None:
+            groups: dict[datetime, list[tuple[str, dict[str, Any]]]] = {}
+            for job in jobs:  # the jobs already due go together, the others by their due time
+                groups.setdefault(max(job.due_at, now), []).append((job.name, job.data))
             try:
-                handled = await self.trigger([(job.name, job.data) for job in jobs])
+                answers = await asyncio.gather(*(self.trigger(group, at) for at, group in groups.items()))
+                handled = set().union(*answers)
             except Exception as error:
                 log.warning("%d jobs failed (%s)", len(jobs), type(error).__name__)
         failed = [job for job in jobs if job.name not in handled]

@@ -30,6 +30,7 @@ from sqlmodel import col
 from uuid6 import uuid7
 
 from mcp_server import dates, history, outbox, recurrence
+from mcp_server.aio import wait_until
 from mcp_server.db import Database
 from mcp_server.errors import InvalidInput, TaskNotFound
 from mcp_server.events import (
@@ -302,25 +303,31 @@ class TaskService:
         return None if row is None else ReminderState(completed=row[0], remind_at=row[1], version=row[2])
 
     async def fire_reminders(
-        self, user_id: str, due: Sequence[DueReminder], *, claim: BatchClaim
+        self, user_id: str, due: Sequence[DueReminder], *, claim: BatchClaim, at: datetime | None = None
     ) -> list[uuid.UUID]:
         """Write `reminder.due` for each task still open with the reminder and version its job was
         made for, once (`claim` gets the ids ready to fire and returns those not fired before).
 
-        One transaction for the whole batch; returns the ids of the tasks whose reminder fired.
+        One transaction for the whole batch, committed at `at` (default: now) and never before:
+        the events are written ahead and only the commit waits, so a thousand reminders due in the
+        same second go out at it, not one write after another. The tasks' rows stay locked until
+        then (what fires is their state at `at`; an edit meanwhile waits for it). SQLite has one
+        writer for the whole database, so there the transaction starts at `at` instead.
+        Returns the ids of the tasks whose reminder fired.
         """
         wanted = {reminder.task_id: reminder for reminder in due}
         if not wanted:
             return []
-        now = self.clock()
+        at = at or self.clock()
+        if not self.db.is_postgres:
+            await wait_until(at, self.clock)
         async with self.db.transaction() as session:
-            tasks = (
-                await session.scalars(
-                    select(Task)
-                    .where(col(Task.user_id) == user_id, col(Task.id).in_(wanted))
-                    .order_by(col(Task.remind_at), col(Task.id))
-                )
-            ).all()
+            query = (
+                select(Task)
+                .where(col(Task.user_id) == user_id, col(Task.id).in_(wanted))
+                .order_by(col(Task.remind_at), col(Task.id))
+            )
+            tasks = (await session.scalars(query.with_for_update() if self.db.is_postgres else query)).all()
             ready = [
                 task
                 for task in tasks
@@ -333,7 +340,8 @@ class TaskService:
             claimed = await claim(session, [task.id for task in ready])
             firing = [task for task in ready if task.id in claimed]
             changes = [(str(task.id), task_data(task)) for task in firing]
-            written = await self._record_many(session, Caller(user_id), REMINDER_DUE, changes, now)
+            written = await self._record_many(session, Caller(user_id), REMINDER_DUE, changes, at)
+            await wait_until(at, self.clock)
         if firing:
             self._committed(user_id, written)
         return [task.id for task in firing]

@@ -202,7 +202,7 @@ def create_app(
         hub = hub_from(settings)
         scheduler = EmbeddedScheduler(core.db, clock=clock)
         deps = HandlerDeps(db=core.db, service=core.service, scheduler=scheduler, hub=hub, clock=clock)
-        scheduler.trigger = lambda jobs: reminders.trigger_many(jobs, deps)
+        scheduler.trigger = lambda jobs, at: reminders.trigger_many(jobs, deps, at=at)
         app.state.relay = add_relay(core, publisher or InProcessBus(deps))
         core.service.on_committed_events(push_at_commit(hub))  # no wait for the relay's round
         app.state.scheduler, app.state.hub = scheduler, hub

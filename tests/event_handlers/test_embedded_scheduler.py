@@ -1,12 +1,16 @@
 """The embedded mode's durable scheduler: jobs due together fire as one batch, each reminder once;
-failed triggers are retried and then dropped; a job rescheduled while it fired is kept."""
+failed triggers are retried and then dropped; a job rescheduled while it fired is kept; jobs due
+within the timer's lead are handed over with their due time, and reminders written ahead commit at
+it, never before."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -49,9 +53,9 @@ async def test_reminders_due_together_fire_once_each_in_one_batch(db: Database, 
     deps = HandlerDeps(db=db, service=service, scheduler=scheduler, clock=clock)
     batches: list[int] = []
 
-    async def trigger(jobs: list[tuple[str, dict[str, Any]]]) -> set[str]:
+    async def trigger(jobs: list[tuple[str, dict[str, Any]]], at: datetime) -> set[str]:
         batches.append(len(jobs))
-        return await reminders.trigger_many(jobs, deps)
+        return await reminders.trigger_many(jobs, deps, at=at)
 
     scheduler.trigger = trigger
     alice, bob = new_caller(), new_caller()
@@ -101,7 +105,7 @@ async def test_failed_triggers_are_retried_then_dropped(db: Database) -> None:
     ok, failing = f"ok-{run}", f"failing-{run}"
     seen: list[str] = []
 
-    async def trigger(jobs: list[tuple[str, dict[str, Any]]]) -> set[str]:
+    async def trigger(jobs: list[tuple[str, dict[str, Any]]], at: datetime) -> set[str]:
         seen.extend(name for name, _ in jobs)
         return {name for name, _ in jobs if name == ok}
 
@@ -126,7 +130,7 @@ async def test_a_job_rescheduled_while_it_fires_is_kept(db: Database) -> None:
     name = f"snoozed-{uuid.uuid4().hex[:8]}"
     later = clock.now + timedelta(minutes=10)
 
-    async def trigger(jobs: list[tuple[str, dict[str, Any]]]) -> set[str]:
+    async def trigger(jobs: list[tuple[str, dict[str, Any]]], at: datetime) -> set[str]:
         await scheduler.schedule(name, later, {"snoozed": True})  # e.g. the user snoozed it just now
         return {job_name for job_name, _ in jobs}
 
@@ -145,7 +149,7 @@ async def test_a_job_set_anew_for_the_same_time_while_it_fires_is_kept(db: Datab
     name = f"edited-{uuid.uuid4().hex[:8]}"
     fired: list[dict[str, Any]] = []
 
-    async def trigger(jobs: list[tuple[str, dict[str, Any]]]) -> set[str]:
+    async def trigger(jobs: list[tuple[str, dict[str, Any]]], at: datetime) -> set[str]:
         fired.extend(data for _, data in jobs)
         if len(fired) == 1:
             await scheduler.schedule(name, clock.now, {"version": 2})
@@ -157,3 +161,77 @@ async def test_a_job_set_anew_for_the_same_time_while_it_fires_is_kept(db: Datab
     assert [(job.due_at, job.data) for job in await jobs_named(db, [name])] == [(clock.now, {"version": 2})]
     await scheduler.fire_due()
     assert fired == [{"version": 1}, {"version": 2}] and await jobs_named(db, [name]) == []
+
+
+async def test_the_timer_hands_over_jobs_due_within_its_lead_with_their_due_time(db: Database) -> None:
+    clock = past_clock()
+    scheduler = EmbeddedScheduler(db, clock=clock, lead_seconds=0.25)
+    run = uuid.uuid4().hex[:8]
+    calls: list[tuple[datetime, list[str]]] = []
+
+    async def trigger(jobs: list[tuple[str, dict[str, Any]]], at: datetime) -> set[str]:
+        calls.append((at, sorted(name for name, _ in jobs)))
+        return {name for name, _ in jobs}
+
+    scheduler.trigger = trigger
+    soon, later = clock.now + timedelta(milliseconds=100), clock.now + timedelta(seconds=1)
+    await scheduler.schedule(f"overdue-{run}", clock.now - timedelta(seconds=5), {})
+    await scheduler.schedule(f"soon-{run}", soon, {})
+    await scheduler.schedule(f"later-{run}", later, {})
+
+    assert await scheduler.fire_due() == later  # beyond the lead: left for the next timer
+    assert sorted(calls) == [(clock.now, [f"overdue-{run}"]), (soon, [f"soon-{run}"])]
+
+
+async def test_reminders_written_ahead_are_committed_at_their_due_time(db: Database, new_caller: Any) -> None:
+    """The scheduler calls a moment ahead: nothing is visible before the due time, and the event
+    carries the due time as its `time`."""
+    service = TaskService(db, source="/tests")
+    deps = HandlerDeps(db=db, service=service, scheduler=EmbeddedScheduler(db))
+    caller = new_caller()
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    task = await service.create(caller, TaskCreate(title="Stand up", remind=due.isoformat()))
+    await reminders.reconcile(caller.user_id, str(task.id), deps)
+    [job] = await jobs_named(db, [reminders.job_name(str(task.id))])
+
+    firing = asyncio.create_task(reminders.trigger_many([(job.name, job.data)], deps, at=due))
+    while datetime.now(UTC) < due - timedelta(milliseconds=200):
+        assert await reminder_events(db, caller.user_id) == [] and not firing.done()
+        await asyncio.sleep(0.05)
+    assert await firing == {job.name}
+    assert datetime.now(UTC) >= due  # never before it
+    [event] = await reminder_events(db, caller.user_id)
+    assert event.payload["subject"] == str(task.id)
+    assert event.payload["time"] == due.isoformat().replace("+00:00", "Z")
+
+
+async def test_an_edit_while_reminders_wait_to_commit_comes_after_them(db: Database, new_caller: Any) -> None:
+    """PostgreSQL writes them ahead with the tasks locked: what fires is the task as it was at the
+    due time, and the edit follows it (SQLite starts the transaction at the due time instead)."""
+    if not db.is_postgres:
+        pytest.skip("SQLite writes at the due time, with nothing held before it")
+    service = TaskService(db, source="/tests")
+    deps = HandlerDeps(db=db, service=service, scheduler=EmbeddedScheduler(db))
+    caller = new_caller()
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    task = await service.create(caller, TaskCreate(title="Call back", remind=due.isoformat()))
+    await reminders.reconcile(caller.user_id, str(task.id), deps)
+    [job] = await jobs_named(db, [reminders.job_name(str(task.id))])
+
+    firing = asyncio.create_task(reminders.trigger_many([(job.name, job.data)], deps, at=due))
+    await asyncio.sleep(0.5)  # the reminder is written and waits for its time
+    editing = asyncio.create_task(service.update(caller, task.id, TaskPatch(title="Call back later")))
+    await asyncio.sleep(0.3)
+    assert not editing.done()  # it waits for the reminder's commit
+    await firing
+    edited = await editing
+    assert datetime.now(UTC) >= due and edited.title == "Call back later"
+    async with db.sessions() as session:
+        kinds = (
+            await session.scalars(
+                select(OutboxEvent.event_type)
+                .where(col(OutboxEvent.user_id) == caller.user_id)
+                .order_by(col(OutboxEvent.seq))
+            )
+        ).all()
+    assert list(kinds) == ["task.created", "reminder.due", "task.updated"]
