@@ -181,6 +181,7 @@ async def test_the_timer_hands_over_jobs_due_within_its_lead_with_their_due_time
 
     assert await scheduler.fire_due() == later  # beyond the lead: left for the next timer
     assert sorted(calls) == [(clock.now, [f"overdue-{run}"]), (soon, [f"soon-{run}"])]
+    await scheduler.delete(f"later-{run}")  # the other tests here expect no job of 2020 left
 
 
 async def test_reminders_written_ahead_are_committed_at_their_due_time(db: Database, new_caller: Any) -> None:
@@ -203,6 +204,7 @@ async def test_reminders_written_ahead_are_committed_at_their_due_time(db: Datab
     [event] = await reminder_events(db, caller.user_id)
     assert event.payload["subject"] == str(task.id)
     assert event.payload["time"] == due.isoformat().replace("+00:00", "Z")
+    await deps.scheduler.delete(job.name)  # triggered by hand: the scheduler did not remove it
 
 
 async def test_an_edit_while_reminders_wait_to_commit_comes_after_them(db: Database, new_caller: Any) -> None:
@@ -235,3 +237,4 @@ async def test_an_edit_while_reminders_wait_to_commit_comes_after_them(db: Datab
             )
         ).all()
     assert list(kinds) == ["task.created", "reminder.due", "task.updated"]
+    await deps.scheduler.delete(job.name)
