@@ -148,6 +148,52 @@ async def test_history_lists_every_event_and_reconnect_replays(
     assert audited == 4 and pending == 0
 
 
+async def test_a_live_message_equals_its_replay_from_the_audit_log(
+    embedded: str, new_caller: Any, database_url: str
+) -> None:
+    """Live, the service hands its own events to the sockets at commit; a client that reconnects
+    later gets them from the audit log, as the intake parsed them. Both must be the same message,
+    for every kind of event."""
+    user = new_caller().user_id
+    async with connect(ws_url(embedded, user)) as socket, mcp_over_http(embedded, token(user)) as mcp:
+        past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+        task = ok(await mcp.call_tool("add_task", {"title": "Pay rent", "tags": ["home"], "remind": past}))
+        live = [
+            await next_event(socket) for _ in range(2)
+        ]  # created; the reminder was past: it fires at once
+        ok(
+            await mcp.call_tool(
+                "update_task", {"task_id": task["id"], "title": "Pay the rent", "priority": "high"}
+            )
+        )
+        ok(await mcp.call_tool("complete_task", {"task_id": task["id"]}))
+        ok(await mcp.call_tool("reopen_task", {"task_id": task["id"]}))
+        ok(await mcp.call_tool("delete_task", {"task_id": task["id"]}))
+        live += [await next_event(socket) for _ in range(4)]
+    assert [message["type"] for message in live] == [
+        "task.created",
+        "reminder.due",
+        "task.updated",
+        "task.completed",
+        "task.reopened",
+        "task.deleted",
+    ]
+    database = Database(database_url)
+    try:
+        for _ in range(100):  # until the relay has handed all six to the audit log
+            async with database.sessions() as session:
+                audited = await session.scalar(select(func.count()).where(AuditEntry.user_id == user))
+            if audited == 6:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await database.dispose()
+    assert audited == 6
+    async with connect(ws_url(embedded, user, after=0)) as socket:
+        replayed = [await next_event(socket) for _ in range(6)]
+    assert replayed == live
+
+
 async def test_websocket_refuses_a_bad_token(embedded: str) -> None:
     url = embedded.replace("http://", "ws://") + "/ws/tasks?token=not-a-token"
     async with connect(url) as socket:
