@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,8 +21,8 @@ from event_handlers.models import ScheduledJob
 from event_handlers.scheduling import EmbeddedScheduler
 from mcp_server.db import Database
 from mcp_server.models import OutboxEvent
-from mcp_server.schemas import TaskCreate, TaskPatch
-from mcp_server.service import TaskService
+from mcp_server.schemas import TaskCreate, TaskOut, TaskPatch
+from mcp_server.service import Caller, TaskService
 from tests.conftest import FixedClock
 
 
@@ -184,27 +185,45 @@ async def test_the_timer_hands_over_jobs_due_within_its_lead_with_their_due_time
     await scheduler.delete(f"later-{run}")  # the other tests here expect no job of 2020 left
 
 
+@dataclass
+class DueSoon:
+    """A task with a reminder about two seconds ahead, and its job, real time."""
+
+    service: TaskService
+    deps: HandlerDeps
+    caller: Caller
+    due: datetime
+    task: TaskOut
+    job: ScheduledJob
+
+
+async def reminder_due_soon(db: Database, caller: Caller, title: str) -> DueSoon:
+    service = TaskService(db, source="/tests")
+    deps = HandlerDeps(db=db, service=service, scheduler=EmbeddedScheduler(db))
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    task = await service.create(caller, TaskCreate(title=title, remind=due.isoformat()))
+    await reminders.reconcile(caller.user_id, str(task.id), deps)
+    [job] = await jobs_named(db, [reminders.job_name(str(task.id))])
+    return DueSoon(service, deps, caller, due, task, job)
+
+
 async def test_reminders_written_ahead_are_committed_at_their_due_time(db: Database, new_caller: Any) -> None:
     """The scheduler calls a moment ahead: nothing is visible before the due time, and the event
     carries the due time as its `time`."""
-    service = TaskService(db, source="/tests")
-    deps = HandlerDeps(db=db, service=service, scheduler=EmbeddedScheduler(db))
-    caller = new_caller()
-    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
-    task = await service.create(caller, TaskCreate(title="Stand up", remind=due.isoformat()))
-    await reminders.reconcile(caller.user_id, str(task.id), deps)
-    [job] = await jobs_named(db, [reminders.job_name(str(task.id))])
+    soon = await reminder_due_soon(db, new_caller(), "Stand up")
 
-    firing = asyncio.create_task(reminders.trigger_many([(job.name, job.data)], deps, at=due))
-    while datetime.now(UTC) < due - timedelta(milliseconds=200):
-        assert await reminder_events(db, caller.user_id) == [] and not firing.done()
+    firing = asyncio.create_task(
+        reminders.trigger_many([(soon.job.name, soon.job.data)], soon.deps, at=soon.due)
+    )
+    while datetime.now(UTC) < soon.due - timedelta(milliseconds=200):
+        assert await reminder_events(db, soon.caller.user_id) == [] and not firing.done()
         await asyncio.sleep(0.05)
-    assert await firing == {job.name}
-    assert datetime.now(UTC) >= due  # never before it
-    [event] = await reminder_events(db, caller.user_id)
-    assert event.payload["subject"] == str(task.id)
-    assert event.payload["time"] == due.isoformat().replace("+00:00", "Z")
-    await deps.scheduler.delete(job.name)  # triggered by hand: the scheduler did not remove it
+    assert await firing == {soon.job.name}
+    assert datetime.now(UTC) >= soon.due  # never before it
+    [event] = await reminder_events(db, soon.caller.user_id)
+    assert event.payload["subject"] == str(soon.task.id)
+    assert event.payload["time"] == soon.due.isoformat().replace("+00:00", "Z")
+    await soon.deps.scheduler.delete(soon.job.name)  # triggered by hand: the scheduler did not remove it
 
 
 async def test_an_edit_while_reminders_wait_to_commit_comes_after_them(db: Database, new_caller: Any) -> None:
@@ -212,29 +231,27 @@ async def test_an_edit_while_reminders_wait_to_commit_comes_after_them(db: Datab
     due time, and the edit follows it (SQLite starts the transaction at the due time instead)."""
     if not db.is_postgres:
         pytest.skip("SQLite writes at the due time, with nothing held before it")
-    service = TaskService(db, source="/tests")
-    deps = HandlerDeps(db=db, service=service, scheduler=EmbeddedScheduler(db))
-    caller = new_caller()
-    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
-    task = await service.create(caller, TaskCreate(title="Call back", remind=due.isoformat()))
-    await reminders.reconcile(caller.user_id, str(task.id), deps)
-    [job] = await jobs_named(db, [reminders.job_name(str(task.id))])
+    soon = await reminder_due_soon(db, new_caller(), "Call back")
 
-    firing = asyncio.create_task(reminders.trigger_many([(job.name, job.data)], deps, at=due))
+    firing = asyncio.create_task(
+        reminders.trigger_many([(soon.job.name, soon.job.data)], soon.deps, at=soon.due)
+    )
     await asyncio.sleep(0.5)  # the reminder is written and waits for its time
-    editing = asyncio.create_task(service.update(caller, task.id, TaskPatch(title="Call back later")))
+    editing = asyncio.create_task(
+        soon.service.update(soon.caller, soon.task.id, TaskPatch(title="Call back later"))
+    )
     await asyncio.sleep(0.3)
     assert not editing.done()  # it waits for the reminder's commit
     await firing
     edited = await editing
-    assert datetime.now(UTC) >= due and edited.title == "Call back later"
+    assert datetime.now(UTC) >= soon.due and edited.title == "Call back later"
     async with db.sessions() as session:
         kinds = (
             await session.scalars(
                 select(OutboxEvent.event_type)
-                .where(col(OutboxEvent.user_id) == caller.user_id)
+                .where(col(OutboxEvent.user_id) == soon.caller.user_id)
                 .order_by(col(OutboxEvent.seq))
             )
         ).all()
     assert list(kinds) == ["task.created", "reminder.due", "task.updated"]
-    await deps.scheduler.delete(job.name)
+    await soon.deps.scheduler.delete(soon.job.name)
