@@ -277,15 +277,20 @@ def _ever_occurs(parts: Parts, dtstart: datetime) -> bool:
     return next(_walls(parts, probe), None) is not None
 
 
-def _first_after(parts: Parts, tz: ZoneInfo, dtstart: datetime, after: datetime) -> datetime | None:
-    """The first occurrence strictly after the aware `after`, or None when the series has ended."""
+def _first_after(
+    parts: Parts, tz: ZoneInfo, dtstart: datetime, after: datetime, *, inclusive: bool = False
+) -> datetime | None:
+    """The first occurrence after the aware `after` (or at it, if `inclusive`), or None when the
+    series has ended."""
     if not _ever_occurs(parts, dtstart):
         return None
     until = _until_utc(parts["UNTIL"], tz) if "UNTIL" in parts else None
     try:
         for wall in _walls(parts, dtstart):
             moment = localise(wall, tz)
-            if moment.timestamp() <= after.timestamp():
+            if moment.timestamp() < after.timestamp() or (
+                not inclusive and moment.timestamp() == after.timestamp()
+            ):
                 continue
             if until is not None and moment.timestamp() > until.timestamp():
                 return None
@@ -315,6 +320,19 @@ def first_occurrence(
     else:
         dtstart = datetime.combine(local.date(), _time_default(parts, default_time))
     return _first_after(parts, tz, dtstart, after)
+
+
+def first_from(rule: str, *, tz: ZoneInfo, start: datetime) -> datetime | None:
+    """The first occurrence at or after `start`, the due date a rule was given with.
+
+    A start off the rule ("every weekday" from a Saturday) is undefined in RFC 5545; a task due on
+    a day its own rule skips would make no sense, so the series begins at the rule's first day
+    from there, at the start's time of day unless the rule fixes one. None when the rule has
+    ended by then.
+    """
+    parts = _parse_rule(rule, tz)
+    wall = start.astimezone(tz).replace(tzinfo=None)
+    return _first_after(parts, tz, wall, start, inclusive=True)
 
 
 def next_occurrence(rule: str, *, tz: ZoneInfo, current: datetime, index: int) -> datetime | None:

@@ -588,6 +588,7 @@ def _apply_schedule(
     patching: bool = False,
 ) -> None:
     """Set due date, reminder and repeat rule from the caller's words ("" clears when patching)."""
+    new_rule = False
     if repeat is not None:
         if repeat.strip() == "" and patching:
             task.recurrence = task.series_id = task.occurrence = None
@@ -599,6 +600,7 @@ def _apply_schedule(
             if rule != task.recurrence:
                 task.recurrence = rule
                 task.series_id, task.occurrence = uuid7(), 1
+                new_rule = True
     if due is not None:
         if due.strip() == "" and patching:
             task.due_at = None
@@ -608,6 +610,10 @@ def _apply_schedule(
         task.due_at = recurrence.first_occurrence(
             task.recurrence, tz=tz, after=now, default_time=DEFAULT_TIME
         )
+    elif task.recurrence and new_rule and task.due_at is not None:
+        # A new rule starts on its own first day from the due date; moving the due date of a
+        # repeating task later moves that one occurrence wherever the caller puts it.
+        task.due_at = recurrence.first_from(task.recurrence, tz=tz, start=task.due_at) or task.due_at
     if remind is not None:
         if remind.strip() == "" and patching:
             task.remind_at, task.remind_offset_s = None, None

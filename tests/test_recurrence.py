@@ -13,6 +13,7 @@ from mcp_server.recurrence import (
     ALLOWED_FREQS,
     RecurrenceError,
     describe,
+    first_from,
     first_occurrence,
     next_occurrence,
     parse_repeat,
@@ -358,6 +359,41 @@ def test_first_occurrence_is_strictly_after() -> None:
 def test_first_occurrence_after_until_is_none() -> None:
     later = datetime(2027, 6, 1, tzinfo=NEW_YORK)
     assert first_occurrence("FREQ=DAILY;UNTIL=20270101T000000Z", tz=NEW_YORK, after=later) is None
+
+
+# ---------------------------------------------------------------- first_from
+
+
+@pytest.mark.parametrize(
+    ("rule", "start", "expected"),
+    [
+        ("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "2026-06-06 09:30", "2026-06-08 09:30"),  # Sat -> Mon
+        ("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "2026-06-05 09:30", "2026-06-05 09:30"),  # on the rule
+        ("FREQ=WEEKLY;BYDAY=MO,WE", "2026-06-09 07:00", "2026-06-10 07:00"),  # Tue -> Wed
+        ("FREQ=MONTHLY;BYMONTHDAY=1", "2026-06-05 09:00", "2026-07-01 09:00"),
+        ("FREQ=MONTHLY;BYDAY=-1FR", "2026-06-27 09:00", "2026-07-31 09:00"),  # after June's last
+        ("FREQ=DAILY;BYHOUR=8;BYMINUTE=0", "2026-06-05 17:00", "2026-06-06 08:00"),  # fixed time
+        ("FREQ=DAILY", "2026-06-05 17:45", "2026-06-05 17:45"),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "2026-06-05 09:00", "2028-02-29 09:00"),
+    ],
+)
+def test_first_from_begins_on_the_rules_first_day(rule: str, start: str, expected: str) -> None:
+    begin = datetime.strptime(start, "%Y-%m-%d %H:%M").replace(tzinfo=NEW_YORK)
+    moment = first_from(rule, tz=NEW_YORK, start=begin)
+    assert moment is not None and moment.strftime("%Y-%m-%d %H:%M") == expected
+
+
+def test_first_from_keeps_the_wall_time_across_a_dst_change() -> None:
+    # Saturday 2026-03-07 in New York; the clocks go forward on Sunday the 8th.
+    start = datetime(2026, 3, 7, 9, 30, tzinfo=NEW_YORK)
+    moment = first_from("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", tz=NEW_YORK, start=start)
+    assert moment == datetime(2026, 3, 9, 9, 30, tzinfo=NEW_YORK)
+    assert moment.utcoffset() == timedelta(hours=-4)
+
+
+def test_first_from_is_none_when_the_rule_has_ended() -> None:
+    start = datetime(2026, 6, 6, 9, 0, tzinfo=NEW_YORK)
+    assert first_from("FREQ=DAILY;UNTIL=20260601T000000Z", tz=NEW_YORK, start=start) is None
 
 
 # ---------------------------------------------------------------- describe

@@ -301,6 +301,27 @@ async def test_repeating_task_starts_a_series(service: TaskService, new_caller: 
     assert task.repeat_text
 
 
+async def test_a_due_date_off_its_new_rule_moves_to_the_rules_first_day(
+    service: TaskService, new_caller: NewCaller
+) -> None:
+    caller = new_caller("America/New_York")
+    # Saturday 9:30 and "every weekday": the series begins on Monday at 9:30, its reminder with it.
+    task = await service.create(
+        caller, add("Stand-up", due="2026-11-28 09:30", repeat="every weekday", remind="10 minutes before")
+    )
+    assert task.due == datetime(2026, 11, 30, 9, 30, tzinfo=NEW_YORK)
+    assert task.remind_at == datetime(2026, 11, 30, 9, 20, tzinfo=NEW_YORK)
+    on_rule = await service.create(caller, add("Rent", due="2026-12-01 09:00", repeat="monthly on the 1st"))
+    assert on_rule.due == datetime(2026, 12, 1, 9, 0, tzinfo=NEW_YORK)
+    # Moving one occurrence is the caller's word, even to a day the rule skips ...
+    moved = await service.update(caller, task.id, TaskPatch(due="2026-12-05 10:00"))
+    assert moved.due == datetime(2026, 12, 5, 10, 0, tzinfo=NEW_YORK)
+    # ... and a new rule for an existing task starts on its first day from the due date.
+    weekly = await service.update(caller, task.id, TaskPatch(repeat="every monday and wednesday"))
+    assert weekly.due == datetime(2026, 12, 7, 10, 0, tzinfo=NEW_YORK)
+    assert weekly.remind_at == datetime(2026, 12, 7, 9, 50, tzinfo=NEW_YORK)
+
+
 async def test_timezone_is_remembered_per_user(
     service: TaskService, db: Database, new_caller: NewCaller
 ) -> None:
