@@ -251,6 +251,7 @@ _REPEAT = (
     rf"|\d{{1,3}}\s+(?:days?|weeks?|months?|years?)(?:\s+on\s+{_WD_ANY}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_ANY})*)?)"
     r"|daily|weekly|biweekly|bi-weekly|fortnightly|monthly|yearly|annually|hourly"
     r"|(?:on\s+)?weekdays|on\s+weekends"
+    rf"|(?:on\s+)?(?:the\s+)?\d{{1,2}}{_ORD}\s+(?:day\s+)?of\s+(?:every|each)\s+month"
     rf"|on\s+{_WD_PLURAL}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_PLURAL})*)"
     r"(?:\s+on\s+(?:the\s+)?(?:(?:last|first|second|third|fourth)\s+(?:" + _WD_ANY + r"|day|weekday)"
     rf"|\d{{1,2}}{_ORD}?(?:\s+day)?|{_WD_ANY}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_ANY})*))?"
@@ -514,10 +515,12 @@ def _repeat(raw: str) -> _Repeat:
         time_words = _clock_words(*hm) if hm else None
         text = text[: match.start()].strip()
     month_day: int | None = None
-    match = re.search(rf"\s+on\s+(?:the\s+)?(\d{{1,2}}){_ORD}?(?:\s+day)?$", text)
+    match = re.search(rf"\s+on\s+(?:the\s+)?(\d{{1,2}}){_ORD}?(?:\s+day)?$", text) or re.fullmatch(
+        rf"(?:on\s+)?(?:the\s+)?(\d{{1,2}}){_ORD}\s+(?:day\s+)?of\s+(?:every|each)\s+month", text
+    )
     if match:
         month_day = int(match[1])
-        text = text[: match.start()]
+        text = text[: match.start()] or "every month"
     text = re.sub(r"^each\b", "every", text)
     text = re.sub(r"^every\s+other\s+(day|week|month|year)$", r"every 2 \1s", text)
     text = re.sub(r"^(?:every\s+fortnight|biweekly|bi-weekly|fortnightly)$", "every 2 weeks", text)
@@ -1102,6 +1105,10 @@ _RENAME_PATTERNS = [
 _MOVE = re.compile(
     r"(?:move|reschedule|postpone|push(?:\s+back)?|shift|delay|put\s+off|bump|defer)\s+(?P<rest>.+)", _I
 )
+_MOVE_TO_PRIORITY = re.compile(
+    rf"(?P<ref>.+?)\s+(?:up\s+|down\s+)?to\s+(?P<p>{_PRIORITY_WORD}|(?:urgent|high|medium|low|none)(?:\s+priority)?)",
+    _I,
+)
 _DUE_SET_PATTERNS = [
     re.compile(
         r"(?:set|change|make|update|move)\s+(?:the\s+)?(?:due\s*(?:date|time)?|deadline)\s+(?:of|for|on)\s+"
@@ -1158,6 +1165,10 @@ _TAG_REMOVE_PATTERNS = [
         rf"(?:remove|delete|drop|take\s+off)\s+(?:the\s+)?tags?\s+(?P<tags>{_TAG_LIST})\s+(?:from|on|off)\s+(?P<ref>.+)",
         _I,
     ),
+    re.compile(
+        rf"(?:remove|delete|drop|take(?:\s+off)?)\s+(?:the\s+)?(?P<tags>{_TAG_LIST})\s+tags?\s+(?:from|on|off)\s+(?P<ref>.+)",
+        _I,
+    ),
     re.compile(r"untag\s+(?P<ref>.+?)\s+(?P<tags>#?[a-z0-9][\w-]{0,39})", _I),
 ]
 _TAG_CLEAR = re.compile(
@@ -1172,7 +1183,7 @@ _SNOOZE = re.compile(
 _SNOOZE_BARE = re.compile(r"snooze\s+(?P<ref>.+)", _I)
 _REMIND_ABOUT = re.compile(
     r"(?:remind\s+me\s+(?:about|of)|set\s+(?:a\s+)?reminder\s+(?:for|on)|change\s+(?:the\s+)?reminder\s+(?:for|of|on))"
-    rf"\s+(?P<ref>.+?)\s+(?:(?P<offset>{_OFFSET})|(?P<when>(?:to\s+|for\s+)?{_DUE_PREFIX}{_DATETIME}))",
+    rf"\s+(?P<ref>.+?)\s+(?:(?:to\s+)?(?P<offset>{_OFFSET})|(?P<when>(?:to\s+|for\s+)?{_DUE_PREFIX}{_DATETIME}))",
     _I,
 )
 _REMIND_CLEAR = re.compile(
@@ -1325,6 +1336,10 @@ def _parse_act(text: str, now: datetime) -> Intent | None:
             return _act("update", match["ref"], Changes(due=_when(match["when"], now)))
     match = _MOVE.fullmatch(text)
     if match:
+        to_level = _MOVE_TO_PRIORITY.fullmatch(match["rest"])
+        level_moved = _priority(to_level["p"]) if to_level else None
+        if to_level and level_moved is not None:
+            return _act("update", to_level["ref"], Changes(priority=level_moved))
         split = _split_when(match["rest"], now)
         if split is None:
             return Unknown("When should I move it to?", "move the dentist to friday 3pm")
