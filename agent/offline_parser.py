@@ -1166,7 +1166,7 @@ _TAG_REMOVE_PATTERNS = [
         _I,
     ),
     re.compile(
-        rf"(?:remove|delete|drop|take(?:\s+off)?)\s+(?:the\s+)?(?P<tags>{_TAG_LIST})\s+tags?\s+(?:from|on|off)\s+(?P<ref>.+)",
+        rf"(?:remove|delete|drop|take(?:\s+off)?)\s+(?:the\s+)?(?P<tags>{_TAG_LIST})\s+tags?\s+(?:from|of|on|off)\s+(?P<ref>.+)",
         _I,
     ),
     re.compile(r"untag\s+(?P<ref>.+?)\s+(?P<tags>#?[a-z0-9][\w-]{0,39})", _I),
@@ -1198,12 +1198,26 @@ _REPEAT_SET_PATTERNS = [
     re.compile(rf"(?P<ref>.+?)\s+(?:should\s+)?(?:repeats?|recurs?)\s+(?P<r>{_REPEAT})", _I),
     re.compile(r"make\s+(?P<ref>.+?)\s+(?P<r>daily|weekly|monthly|yearly|fortnightly|biweekly)", _I),
 ]
+_FIELD = (
+    r"(?:(?:repeat|recurrence|repetition|schedule|priority|reminder|due\s*date|deadline|tag|note"
+    r"|description)s?)"
+)
 _REPEAT_CLEAR = re.compile(
     r"(?:stop\s+repeating|don'?t\s+repeat|do\s+not\s+repeat|no\s+longer\s+repeat|unrepeat|stop\s+recurring)\s+(?P<ref>.+)"
     r"|(?P<ref2>.+?)\s+(?:should\s+)?(?:not|no\s+longer|shouldn'?t)\s+(?:repeat|recur)"
-    r"|make\s+(?P<ref3>.+?)\s+(?:not\s+repeat|one[\s-]off|non[\s-]repeating|a\s+one[\s-]off)",
+    r"|make\s+(?P<ref3>.+?)\s+(?:not\s+repeat|one[\s-]off|non[\s-]repeating|a\s+one[\s-]off)"
+    r"|stop\s+(?P<ref4>.+?)\s+(?:from\s+)?(?:repeating|recurring)"
+    r"|(?:remove|clear|delete|drop|cancel|end)\s+(?:the\s+)?(?:repeat|recurrence|repetition|series)\s+(?:of|from|for|on)\s+"
+    r"(?P<ref5>.+)",
     _I,
 )
+_PRIORITY_CLEAR = re.compile(
+    r"(?:remove|clear|delete|drop|unset|reset)\s+(?:the\s+)?(?:(?:urgent|high|medium|low)\s+)?priority\s+"
+    r"(?:of|from|for|on)\s+(?P<ref>.+)",
+    _I,
+)
+# "remove <something> from/of <task>" where the something is one of a task's fields: never a delete.
+_FIELD_OF = re.compile(rf"(?:\S+\s+){{0,3}}?{_FIELD}\s+(?:of|from|for|on|off)\s+\S.*", _I)
 _DESCRIPTION_SET = re.compile(
     r"(?:add|set|put|change|update|attach)\s+(?:a\s+|the\s+)?(?:note|description|details|comment)\s+(?:to|on|for|of)\s+"
     r"(?P<ref>.+?)\s*(?::|\s-|\ssaying|\sthat\s+says)\s+(?P<d>.+)"
@@ -1288,7 +1302,11 @@ def _parse_act(text: str, now: datetime) -> Intent | None:
             return _act("update", match["ref"], Changes(remove_tags=_tags(match["tags"])))
     match = _REPEAT_CLEAR.fullmatch(text)
     if match:
-        return _act("update", match["ref"] or match["ref2"] or match["ref3"], Changes(repeat=""))
+        ref = next(match[name] for name in ("ref", "ref2", "ref3", "ref4", "ref5") if match[name])
+        return _act("update", ref, Changes(repeat=""))
+    match = _PRIORITY_CLEAR.fullmatch(text)
+    if match:
+        return _act("update", match["ref"], Changes(priority="none"))
     match = _SNOOZE.fullmatch(text)
     if match:
         ref = match["ref"] or match["ref2"]
@@ -1586,6 +1604,12 @@ def _parse(utterance: str, *, now: datetime, tz: ZoneInfo) -> Intent:
 def _parse_loose(text: str) -> Intent | None:
     match = _DELETE.fullmatch(text)
     if match:
+        if _FIELD_OF.fullmatch(match["ref"]):
+            return Unknown(
+                "That reads like a change to one of a task's fields, which I don't know how to make,"
+                " and I won't delete a task on a guess.",
+                "remove the reminder from the dentist",
+            )
         return _act("delete", match["ref"])
     for pattern in _COMPLETE_LOOSE:
         match = pattern.fullmatch(text)

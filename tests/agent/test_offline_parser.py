@@ -215,6 +215,11 @@ CASES: list[tuple[str, Intent]] = [
     ("remove tag errands from milk", change("milk", remove_tags=("errands",))),
     ("remove the family tag from call mom", change("call mom", remove_tags=("family",))),
     ("take the work and home tags off the report", change("report", remove_tags=("work", "home"))),
+    ("remove the colour tag of the report", change("report", remove_tags=("colour",))),
+    ("remove high priority from the report", change("report", priority="none")),
+    ("drop the priority of the report", change("report", priority="none")),
+    ("remove the repeat from standup", change("standup", repeat="")),
+    ("stop standup from repeating", change("standup", repeat="")),
     ("snooze the call mom reminder to 7pm", change("call mom", remind="7pm")),
     ("snooze call mom for 30 minutes", change("call mom", remind="in 30 minutes")),
     ("remind me about the dentist 1 hour before", change("dentist", remind="1 hour before")),
@@ -286,6 +291,16 @@ def test_a_bare_task_gets_an_add_suggestion() -> None:
 )
 def test_vague_or_bulk_changes_are_not_guessed(utterance: str) -> None:
     assert isinstance(parse(utterance, now=NOW, tz=TZ), Unknown)
+
+
+@pytest.mark.parametrize(
+    "utterance",
+    ["remove the schedule of the report", "delete the notes on milk", "drop the deadlines of the move"],
+)
+def test_a_field_named_for_removal_is_never_read_as_a_delete(utterance: str) -> None:
+    intent = parse(utterance, now=NOW, tz=TZ)
+    assert not isinstance(intent, BulkDelete)
+    assert not (isinstance(intent, Act) and intent.action == "delete"), intent
 
 
 def test_no_command_deletes_several_tasks_without_being_a_bulk_delete() -> None:
