@@ -11,12 +11,14 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import ToolAnnotations
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, create_model
 
 from mcp_server.errors import TaskError
 from mcp_server.history import TaskHistory
@@ -125,9 +127,31 @@ def _build(model: Callable[..., T], **arguments: Any) -> T:
         raise ToolError(describe_validation_error(error)) from None
 
 
+def refusing_unknown_arguments(tool: Tool) -> Tool:
+    """`tool`, refusing argument names it does not have (`"additionalProperties": false`).
+
+    The SDK drops unknown arguments silently, so a model that writes `due_date` for `due` would
+    get a task saved without its due date; this way it gets a tool error naming the argument.
+    """
+    base = tool.fn_metadata.arg_model
+    strict = cast(
+        type[ArgModelBase],
+        create_model(base.__name__, __base__=base, __cls_kwargs__={"extra": "forbid"}),
+    )
+    tool.fn_metadata.arg_model = strict  # read on every call
+    tool.parameters = strict.model_json_schema(by_alias=True)
+    return tool
+
+
 def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None) -> MCPServer:
     """The MCP server over `service`; `local_caller` is who stdio and in-process calls act for."""
-    mcp = MCPServer("todo-chatbot", instructions=INSTRUCTIONS, version="0.1.0")
+    tools: list[Tool] = []
+
+    def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., Awaitable[Any]]], None]:
+        def register(fn: Callable[..., Awaitable[Any]]) -> None:
+            tools.append(refusing_unknown_arguments(Tool.from_function(fn, annotations=annotations)))
+
+        return register
 
     def caller_of(ctx: Context) -> Caller:
         request = ctx.request_context.request
@@ -139,7 +163,7 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
             raise ToolError("not authenticated: no user is attached to this connection")
         return caller
 
-    @mcp.tool(annotations=ADD)
+    @tool(ADD)
     async def add_task(
         title: Title,
         ctx: Context,
@@ -163,7 +187,7 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
         )
         return await _domain("add_task", service.create(caller_of(ctx), fields))
 
-    @mcp.tool(annotations=READ)
+    @tool(READ)
     async def list_tasks(
         ctx: Context,
         status: Annotated[Status, Field(description="open (default), done or all.")] = "open",
@@ -201,12 +225,12 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
         )
         return await _domain("list_tasks", service.list_tasks(caller_of(ctx), filters))
 
-    @mcp.tool(annotations=READ)
+    @tool(READ)
     async def get_task(task_id: TaskId, ctx: Context) -> TaskOut:
         """Get one task by its id, with all its fields."""
         return await _domain("get_task", service.get(caller_of(ctx), task_id))
 
-    @mcp.tool(annotations=CHANGE)
+    @tool(CHANGE)
     async def update_task(
         task_id: TaskId,
         ctx: Context,
@@ -243,22 +267,22 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
         )
         return await _domain("update_task", service.update(caller_of(ctx), task_id, patch))
 
-    @mcp.tool(annotations=CHANGE)
+    @tool(CHANGE)
     async def complete_task(task_id: TaskId, ctx: Context) -> TaskOut:
         """Mark a task done. A repeating task gets its next occurrence added automatically."""
         return await _domain("complete_task", service.complete(caller_of(ctx), task_id))
 
-    @mcp.tool(annotations=CHANGE)
+    @tool(CHANGE)
     async def reopen_task(task_id: TaskId, ctx: Context) -> TaskOut:
         """Mark a done task as not done again."""
         return await _domain("reopen_task", service.reopen(caller_of(ctx), task_id))
 
-    @mcp.tool(annotations=DELETE)
+    @tool(DELETE)
     async def delete_task(task_id: TaskId, ctx: Context) -> DeletedTask:
         """Delete one task for good. Confirm with the user first when the request is ambiguous."""
         return await _domain("delete_task", service.delete(caller_of(ctx), task_id))
 
-    @mcp.tool(annotations=READ)
+    @tool(READ)
     async def task_history(
         ctx: Context,
         task_id: Annotated[
@@ -270,4 +294,4 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
         """What happened to one task (also after it was deleted), or the user's recent activity."""
         return await _domain("task_history", service.history(caller_of(ctx), task_id, limit))
 
-    return mcp
+    return MCPServer("todo-chatbot", instructions=INSTRUCTIONS, version="0.1.0", tools=tools)

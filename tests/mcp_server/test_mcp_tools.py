@@ -94,6 +94,7 @@ async def test_tools_list_has_annotations_and_output_schemas(
         properties = tool.input_schema["properties"]
         assert not {"user", "user_id", "userId", "owner"} & set(properties), name
         assert all(prop.get("description") for key, prop in properties.items()), name
+        assert tool.input_schema["additionalProperties"] is False, name
     assert tools["add_task"].input_schema["required"] == ["title"]
     assert tools["list_tasks"].input_schema["properties"]["status"]["enum"] == ["open", "done", "all"]
 
@@ -117,6 +118,10 @@ async def test_full_cycle_in_memory(service: TaskService, new_caller: NewCaller)
         ("complete_task", {"task_id": "0190f3a0-0000-7000-8000-000000000000"}, "task_id: no task with id"),
         ("list_tasks", {"limit": 1000}, "limit"),
         ("list_tasks", {"sort": "random"}, "sort"),
+        # An argument the tool does not have is refused, not dropped (the task would lose its due date).
+        ("add_task", {"title": "ok", "due_date": "tomorrow"}, "due_date\n  Extra inputs are not permitted"),
+        ("add_task", {"title": "ok", "user_id": "someone-else"}, "user_id\n  Extra inputs are not permitted"),
+        ("list_tasks", {"tags": "work"}, "tags\n  Extra inputs are not permitted"),
     ],
 )
 async def test_bad_arguments_are_tool_errors_and_write_nothing(
