@@ -255,7 +255,8 @@ _REPEAT = (
     rf"|on\s+{_WD_PLURAL}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_PLURAL})*)"
     r"(?:\s+on\s+(?:the\s+)?(?:(?:last|first|second|third|fourth)\s+(?:" + _WD_ANY + r"|day|weekday)"
     rf"|\d{{1,2}}{_ORD}?(?:\s+day)?|{_WD_ANY}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_ANY})*))?"
-    rf"(?:\s*,?\s*{_AT_TIME})?"
+    rf"(?:\s*,?\s*(?:{_AT_TIME}|{_DAYPART}))?"
+    rf"(?:\s+(?:until|till)\s+{_DAY})?"
 )
 _PRIORITY_WORD = (
     r"(?:urgent|asap|critical|top\s+priority|highest\s+priority|important"
@@ -268,7 +269,7 @@ _TAG_LIST = rf"{_TAG_WORD}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_TAG_WORD})*"
 _ISO_WHEN = re.compile(r"\d{4}-\d{2}-\d{2}(?:[tT ]\d{2}:\d{2}(?::\d{2})?)?$")
 _WHEN_ONLY = re.compile(rf"{_DUE_PREFIX}{_DATETIME}", _I)
 _WHEN_AT_END = re.compile(rf"\s+(?P<w>{_DUE_PREFIX}{_DATETIME})[\s.!?]*$", _I)
-_TIME_AT_END = re.compile(rf"\s*,?\s*({_AT_TIME})$", _I)
+_TIME_AT_END = re.compile(rf"\s*,?\s*(?<!\w)({_AT_TIME})$", _I)
 _PRIORITY_ONLY = re.compile(rf"{_PRIORITY_WORD}|high|low|medium|none", _I)
 _REPEAT_ONLY = re.compile(_REPEAT, _I)
 
@@ -508,12 +509,20 @@ class _Repeat:
 
 def _repeat(raw: str) -> _Repeat:
     text = " ".join(raw.lower().replace("&", " and ").split())
+    until = ""
+    match = re.search(r"\s+(?:until|till)\s+(.+)$", text)
+    if match:
+        until, text = f" until {match[1]}", text[: match.start()]  # the server reads the end date
     time_words: str | None = None
     match = _TIME_AT_END.search(text)
     if match and match.start() > 0:
         hm = _clock_of(match[1])
         time_words = _clock_words(*hm) if hm else None
         text = text[: match.start()].strip()
+    match = re.search(r",?\s+(?:in\s+the\s+)?(morning|afternoon|evening)$|,?\s+at\s+(night)$", text)
+    if match and text[: match.start()].split()[-1:] not in ([], ["every"], ["each"], ["other"]):
+        time_words = time_words or _DAYPART_TIMES[match[1] or match[2]]
+        text = text[: match.start()]
     month_day: int | None = None
     match = re.search(rf"\s+on\s+(?:the\s+)?(\d{{1,2}}){_ORD}?(?:\s+day)?$", text) or re.fullmatch(
         rf"(?:on\s+)?(?:the\s+)?(\d{{1,2}}){_ORD}\s+(?:day\s+)?of\s+(?:every|each)\s+month", text
@@ -543,7 +552,7 @@ def _repeat(raw: str) -> _Repeat:
     found = re.search(_WD_FULL, text)
     if found and "last" not in text and "first" not in text:
         weekday = found[0]
-    return _Repeat(text, time_words, weekday, month_day)
+    return _Repeat(text + until, time_words, weekday, month_day)
 
 
 # ------------------------------------------------------------------------------------- add commands

@@ -82,6 +82,12 @@ CASES: list[tuple[str, Intent]] = [
         "pay rent on the 15th day of each month at 9am",
         Add("Pay rent", due="december 15 9am", repeat="every month"),
     ),
+    ("add water plants every sunday morning", Add("Water plants", due="sunday 9am", repeat="every sunday")),
+    ("add review every friday afternoon", Add("Review", due="friday 3pm", repeat="every friday")),
+    (
+        "add study for exam every day at 8pm until december 15",
+        Add("Study for exam", due="8pm", repeat="every day until december 15"),
+    ),
     ("submit report friday 5pm high priority", Add("Submit report", priority="high", due="friday 5pm")),
     ("add call mom every monday at 9am", Add("Call mom", due="monday 9am", repeat="every monday")),
     ("add standup every weekday at 9:30am", Add("Standup", due="tomorrow 9:30am", repeat="every weekday")),
