@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -17,6 +18,14 @@ from mcp_server.models import AuditEntry, OutboxEvent
 from tests.helpers import start_serve
 
 COMMAND = str(Path(sys.executable).with_name("todo-chatbot"))
+
+
+async def audited_reminders(database: Database, user: str) -> int:
+    async with database.sessions() as session:
+        count = await session.scalar(
+            select(func.count()).where(AuditEntry.user_id == user, AuditEntry.event_type == "reminder.due")
+        )
+    return int(count or 0)
 
 
 async def test_pending_reminders_survive_a_kill(database_url: str, tmp_path: Path) -> None:
@@ -38,22 +47,23 @@ async def test_pending_reminders_survive_a_kill(database_url: str, tmp_path: Pat
         process.wait(timeout=10)
 
     process, base = start_serve(env, port=int(base.rsplit(":", 1)[1]))  # on the same port if it is free
+    database = Database(database_url)
     try:
         time.sleep(max(0.0, (remind_at - datetime.now(UTC)).total_seconds()) + 2.0)
         history = httpx.get(base + f"/api/tasks/{ids[0]}/history", timeout=10).json()
         assert [entry["type"] for entry in history["entries"]] == ["reminder.due", "task.created"]
+        # The history shows events the audit handler has not recorded yet; on a slow machine the
+        # relay may still be on its way, so wait (bounded) for both reminders to reach the audit log.
+        deadline = time.monotonic() + 30
+        while await audited_reminders(database, user) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=15)
 
-    database = Database(database_url)
     try:
+        fired = await audited_reminders(database, user)
         async with database.sessions() as session:
-            fired = await session.scalar(
-                select(func.count()).where(
-                    AuditEntry.user_id == user, AuditEntry.event_type == "reminder.due"
-                )
-            )
             written = await session.scalar(
                 select(func.count()).where(
                     OutboxEvent.user_id == user, OutboxEvent.event_type == "reminder.due"
