@@ -801,7 +801,7 @@ _LIST_FILLER = frozenset((
     "pending", "outstanding", "incomplete", "unfinished", "current", "active", "let's", "lets", "look",
     "at", "i've", "ive", "need", "to", "we", "should", "coming", "doing", "going", "how", "many", "much",
     "it", "them", "you're", "your", "our", "ones", "set", "by", "sorted", "sort", "order", "ordered",
-    "today's", "tomorrow's", "week's", "to", "be", "should", "must", "next", "this",
+    "today's", "tomorrow's", "week's", "to", "be", "should", "must", "next", "this", "and", "from",
 ))  # fmt: skip
 _LIST_CUES = frozenset((
     "what", "what's", "whats", "which", "show", "list", "tasks", "task", "todos", "todo", "to-dos", "to-do",
@@ -825,7 +825,7 @@ def _window_key(raw: str) -> str:
     key = re.sub(r"\s+s$", "", key).removeprefix("the ")
     if key in {"today", "tonight"}:
         return "today"
-    if key.startswith("next") and "week" not in key:
+    if key.startswith("next") and "week" not in key and "month" not in key:
         return "next 7 days"
     if key in {"upcoming", "coming up", "soon"}:
         return "next 7 days"
@@ -860,6 +860,11 @@ def _window(name: str, now: datetime, tz: ZoneInfo) -> tuple[str | None, str | N
         last = today.replace(day=calendar.monthrange(today.year, today.month)[1])
         _, end = _day_bounds(last, tz)
         return _iso(start), _iso(end), "this month"
+    if name == "next month":
+        first = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+        start, _ = _day_bounds(first, tz)
+        _, end = _day_bounds(first.replace(day=calendar.monthrange(first.year, first.month)[1]), tz)
+        return _iso(start), _iso(end), "next month"
     if name == "this weekend":
         first = today if today.weekday() == 6 else today + timedelta(days=(5 - today.weekday()) % 7)
         start, _ = _day_bounds(first, tz)
@@ -877,9 +882,15 @@ def _window(name: str, now: datetime, tz: ZoneInfo) -> tuple[str | None, str | N
 
 
 _LIST_WINDOW = re.compile(
-    r"\b(?:due\s+|for\s+|on\s+)?(today'?s?|tonight|tomorrow'?s?|this\s+week'?s?|the\s+week|next\s+week|this\s+month"
+    r"\b(?:due\s+|for\s+|on\s+)?(today'?s?|tonight|tomorrow'?s?|this\s+week'?s?|the\s+week|next\s+week|(?:this|next)\s+month"
     r"|this\s+weekend|the\s+weekend|upcoming|coming\s+up|soon|(?:the\s+)?next\s+(?:7|seven|few)\s+days"
     rf"|{_WD_FULL})\b",
+    _I,
+)
+# "due before friday", "by tomorrow", "after monday": one side of a named window.
+_LIST_BOUND = re.compile(
+    r"\b(?:due\s+)?(?P<rel>before|after|by|until|till)\s+(?P<w>today|tonight|tomorrow|next\s+week|next\s+month"
+    rf"|this\s+weekend|the\s+weekend|{_WD_FULL})\b",
     _I,
 )
 _LIST_STATUS_DONE = re.compile(
@@ -917,16 +928,37 @@ _SEARCH = re.compile(
 )
 
 
+def _take_bounds(work: str, now: datetime, tz: ZoneInfo, values: dict[str, object]) -> tuple[str, str | None]:
+    """'due before friday', 'by tomorrow', 'after monday': sets `due_before`/`due_after` in `values`;
+    returns `work` without them, and their label ('after Monday and before Friday') if any."""
+    labels: list[str] = []
+    for bound in reversed(list(_LIST_BOUND.finditer(work))):
+        start, end, label = _window(_window_key(bound["w"]), now, tz)
+        if start is None or end is None:
+            continue
+        rel = bound["rel"].lower()
+        first = datetime.fromisoformat(start)
+        if rel == "before" and label.startswith("on ") and first.date() == now.astimezone(tz).date():
+            first += timedelta(days=7)  # "before friday" on a Friday: the next one
+        if rel == "before":
+            values["due_before"] = _iso(first - timedelta(seconds=1))
+        elif rel == "after":
+            values["due_after"] = _iso(datetime.fromisoformat(end) + timedelta(seconds=1))
+        else:
+            values["due_before"] = end
+        labels.insert(0, f"{rel if rel in {'before', 'after'} else 'by'} {label.removeprefix('on ')}")
+        work = work[: bound.start()] + " " + work[bound.end() :]
+    return work, " and ".join(labels) or None
+
+
 def _parse_filters(
     low: str, now: datetime, tz: ZoneInfo, *, allow_words: bool = False
 ) -> tuple[Filters, str | None, list[str], bool]:
     """Filters found in `low`, the window label, the words left over, and whether any filter was found."""
     values: dict[str, object] = {}
-    window: str | None = None
-    found = False
-    work = " " + low + " "
-
-    match = _LIST_WINDOW.search(work)
+    work, window = _take_bounds(" " + low + " ", now, tz, values)
+    found = window is not None
+    match = None if window else _LIST_WINDOW.search(work)
     if match:
         values["due_after"], values["due_before"], window = _window(_window_key(match[1]), now, tz)
         work = work[: match.start()] + " " + work[match.end() :]
@@ -1118,6 +1150,8 @@ _MOVE_TO_PRIORITY = re.compile(
     rf"(?P<ref>.+?)\s+(?:up\s+|down\s+)?to\s+(?P<p>{_PRIORITY_WORD}|(?:urgent|high|medium|low|none)(?:\s+priority)?)",
     _I,
 )
+# "what is due friday" asks; it names no task to change.
+_NOT_A_QUESTION = r"(?!(?:what|what'?s|which|who|anything|something|everything|nothing|any|all)\b)"
 _DUE_SET_PATTERNS = [
     re.compile(
         r"(?:set|change|make|update|move)\s+(?:the\s+)?(?:due\s*(?:date|time)?|deadline)\s+(?:of|for|on)\s+"
@@ -1125,7 +1159,7 @@ _DUE_SET_PATTERNS = [
         _I,
     ),
     re.compile(r"(?:make|set)\s+(?P<ref>.+?)\s+(?:to\s+)?(?:be\s+)?due\s+(?P<when>.+)", _I),
-    re.compile(r"(?P<ref>.+?)\s+(?:is|should\s+be)\s+(?:now\s+)?due\s+(?P<when>.+)", _I),
+    re.compile(rf"{_NOT_A_QUESTION}(?P<ref>.+?)\s+(?:is|should\s+be)\s+(?:now\s+)?due\s+(?P<when>.+)", _I),
     re.compile(
         r"(?:change|update)\s+(?P<ref>.+?)(?:'s)?\s+(?:due\s*(?:date|time)?|deadline)\s+to\s+(?P<when>.+)", _I
     ),
@@ -1150,7 +1184,10 @@ _PRIORITY_PATTERNS = [
         rf"(?P<p>{_PRIORITY_WORD}|not\s+urgent|unimportant)",
         _I,
     ),
-    re.compile(rf"(?P<ref>.+?)\s+is\s+(?:now\s+|very\s+|really\s+|super\s+)?(?P<p>{_PRIORITY_WORD})", _I),
+    re.compile(
+        rf"{_NOT_A_QUESTION}(?P<ref>.+?)\s+is\s+(?:now\s+|very\s+|really\s+|super\s+)?(?P<p>{_PRIORITY_WORD})",
+        _I,
+    ),
 ]
 _PRIORITIZE = re.compile(r"(?P<verb>prioriti[sz]e|deprioriti[sz]e|escalate)\s+(?P<ref>.+)", _I)
 _TAG_ADD_PATTERNS = [
@@ -1630,7 +1667,8 @@ def _parse_loose(text: str) -> Intent | None:
 _NOT_A_TASK = re.compile(
     r"(?:what|who|why|how|when|where|which|is|are|am|was|can|could|would|will|should|do|does|did|tell|explain|write"
     r"|the|a|an|my|your|it|this|that|there|here|weather|hello|hi"
-    r"|ignore|forget|pretend|act|you|i'?m|i\s+am|translate|calculate|give)\b",
+    r"|ignore|forget|pretend|act|you|i'?m|i\s+am|translate|calculate|give"
+    r"|show|list|display|find|search|what'?s|tasks?|todos?|anything|everything)\b",
     _I,
 )
 

@@ -170,6 +170,20 @@ CASES: list[tuple[str, Intent]] = [
     ("what have I done", listing(**DONE_SORT)),
     ("completed tasks", listing(**DONE_SORT)),
     ("show done tasks tagged work", listing(tag="work", **DONE_SORT)),
+    ("what is due before friday", listing("before Friday", due_before="2026-12-03T23:59:59-05:00")),
+    ("tasks due after monday", listing("after Monday", due_after="2026-12-01T00:00:00-05:00")),
+    (
+        "anything due after monday and before friday?",
+        listing("after Monday and before Friday", ("2026-12-01T00:00:00-05:00", "2026-12-03T23:59:59-05:00")),
+    ),
+    ("what is due by tomorrow", listing("by tomorrow", due_before=TOMORROW[1])),
+    (
+        "my tasks for next month",
+        listing("next month", ("2026-12-01T00:00:00-05:00", "2026-12-31T23:59:59-05:00")),
+    ),
+    ("whats overdue and high priority", listing(overdue=True, priority="high")),
+    ("what is urgent", listing(priority="urgent")),
+    ("show completed tasks from this week", listing("this week", THIS_WEEK, **DONE_SORT)),
     ("show all", listing(status="all")),
     ("list", listing()),
     ("can you show my tasks?", listing()),
@@ -297,6 +311,24 @@ def test_a_bare_task_gets_an_add_suggestion() -> None:
 )
 def test_vague_or_bulk_changes_are_not_guessed(utterance: str) -> None:
     assert isinstance(parse(utterance, now=NOW, tz=TZ), Unknown)
+
+
+@pytest.mark.parametrize(
+    "utterance",
+    [
+        "what is due before friday",
+        "tasks due after monday",
+        "show completed tasks from this week",
+        "whats overdue and high priority",
+        "what is urgent",
+        "list the 5 most urgent tasks",
+        "show me everything tagged home or work",
+        "which tasks are due on the 15th",
+    ],
+)
+def test_a_question_never_changes_or_adds_anything(utterance: str) -> None:
+    intent = parse(utterance, now=NOW, tz=TZ)
+    assert isinstance(intent, ListTasks | Unknown), intent
 
 
 @pytest.mark.parametrize(
