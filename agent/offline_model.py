@@ -62,6 +62,7 @@ from agent.offline_parser import (
     Thanks,
     Unknown,
     parse,
+    time_of_day,
 )
 
 if TYPE_CHECKING:
@@ -671,6 +672,9 @@ def _apply(act: Act, task: _Task, context: _Context) -> _Flow:
     arguments: dict[str, object] = {"task_id": task.id}
     if act.action in {"rename", "update"}:
         arguments.update(act.changes.arguments())
+        clock = time_of_day(act.changes.due) if act.changes.due and task.due else None
+        if clock is not None and task.due is not None:  # "move the dentist to 4pm": same day, new time
+            arguments["due"] = f"{task.due:%Y-%m-%d}T{clock[0]:02d}:{clock[1]:02d}"
     (result,) = yield [_Call(tool, arguments)]
     name = _quote(task.title)
     if not result.ok:

@@ -385,6 +385,11 @@ def _clock_of(text: str) -> tuple[int, int] | None:
     return (hour % 24), minute
 
 
+def time_of_day(phrase: str) -> tuple[int, int] | None:
+    """(hour, minute) when `phrase` is a time of day alone ('4pm', '9:30am', 'noon'), else None."""
+    return _clock_of(phrase)
+
+
 def _clock_words(hour: int, minute: int) -> str:
     if (hour, minute) == (12, 0):
         return "noon"
@@ -1127,6 +1132,7 @@ _COMPLETE_PATTERNS = [
 ]
 _COMPLETE_LOOSE = [
     re.compile(r"(?:done|finished|completed)\s*(?:with\s+|:\s*|-\s*)(?P<ref>.+)", _I),
+    re.compile(r"(?:i\s+)?(?:just\s+|have\s+|'ve\s+)?(?:finished|completed)\s+(?P<ref>.+)", _I),
     re.compile(r"(?P<ref>.+?)\s+(?:is|are)\s+(?:now\s+|all\s+)?(?:done|complete|completed|finished)", _I),
     re.compile(r"(?P<ref>.+?)\s*(?:-|:)?\s+(?:done|finished|completed)", _I),
 ]
@@ -1136,6 +1142,7 @@ _DELETE = re.compile(
 )
 _RENAME_PATTERNS = [
     re.compile(r"(?:rename|retitle)\s+(?P<ref>.+?)\s+(?:to|as|into)\s+(?P<new>.+)", _I),
+    re.compile(r"(?:rename|retitle)\s+(?P<ref>.+?)\s*:\s*(?P<new>.+)", _I),
     re.compile(
         r"(?:change|update|set|edit)\s+(?:the\s+)?(?:title|name|wording)\s+(?:of|for|on)\s+(?P<ref>.+?)\s+"
         r"(?:to|as)\s+(?P<new>.+)",
@@ -1161,9 +1168,19 @@ _DUE_SET_PATTERNS = [
     re.compile(r"(?:make|set)\s+(?P<ref>.+?)\s+(?:to\s+)?(?:be\s+)?due\s+(?P<when>.+)", _I),
     re.compile(rf"{_NOT_A_QUESTION}(?P<ref>.+?)\s+(?:is|should\s+be)\s+(?:now\s+)?due\s+(?P<when>.+)", _I),
     re.compile(
-        r"(?:change|update)\s+(?P<ref>.+?)(?:'s)?\s+(?:due\s*(?:date|time)?|deadline)\s+to\s+(?P<when>.+)", _I
+        r"(?:change|update|move|set)\s+(?:the\s+)?(?P<ref>.+?)(?:'s)?\s+(?:due\s*(?:date|time)?|deadline|time|date)"
+        r"\s+to\s+(?P<when>.+)",
+        _I,
+    ),
+    # "set the dentist for next tuesday at 4", "dentist moved to dec 5" (checked to be a date below)
+    re.compile(r"set\s+(?P<ref>.+?)\s+(?:for|to)\s+(?P<when>.+)", _I),
+    re.compile(
+        r"(?P<ref>.+?)\s+(?:is\s+|was\s+|got\s+|has\s+been\s+)?(?:moved|rescheduled|postponed|pushed(?:\s+back)?)"
+        r"\s+(?:to|until|till)\s+(?P<when>.+)",
+        _I,
     ),
 ]
+_DUE_SET_LOOSE = frozenset(_DUE_SET_PATTERNS[-2:])
 _DUE_CLEAR = re.compile(
     r"(?:clear|remove|delete|drop|unset)\s+(?:the\s+)?(?:due\s*(?:date|time)?|deadline)\s+(?:of|from|for|on)\s+(?P<ref>.+)",
     _I,
@@ -1396,7 +1413,7 @@ def _parse_act(text: str, now: datetime) -> Intent | None:
             return _act("update", match["ref"], Changes(repeat=info.phrase))
     for pattern in _DUE_SET_PATTERNS:
         match = pattern.fullmatch(text)
-        if match:
+        if match and (pattern not in _DUE_SET_LOOSE or _is_datetime(match["when"])):
             return _act("update", match["ref"], Changes(due=_when(match["when"], now)))
     match = _MOVE.fullmatch(text)
     if match:

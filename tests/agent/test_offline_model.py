@@ -478,6 +478,9 @@ async def test_move_and_make_urgent_and_tag_and_snooze(store: Store) -> None:
     assert urgent.final_output == 'Updated "Dentist": priority urgent.'
     tagged = await say(store, "tag the dentist task health")
     assert tagged.final_output == 'Updated "Dentist": tags #health.'
+    later = await say(store, "move the dentist to 4:30pm")  # a time alone keeps the day
+    assert tool_calls(later)[-1] == ("update_task", {"task_id": dentist["id"], "due": "2026-12-04T16:30"})
+    assert later.final_output == 'Updated "Dentist": due Fri 4 Dec, 16:30.'
     snoozed = await say(store, "snooze the dentist reminder to 7pm")
     assert tool_calls(snoozed)[-1] == ("update_task", {"task_id": dentist["id"], "remind": "7pm"})
     assert snoozed.final_output == 'Updated "Dentist": reminder Fri 27 Nov, 19:00.'
