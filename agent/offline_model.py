@@ -51,6 +51,7 @@ from agent.instructions import parse_clock
 from agent.offline_parser import (
     Act,
     Add,
+    AddSeveral,
     BulkDelete,
     Confirm,
     Deny,
@@ -473,6 +474,8 @@ def _pending_before(context: _Context, index: int, depth: int) -> _Pending | Non
 def _flow(intent: Intent, context: _Context, index: int, depth: int) -> _Flow:
     if isinstance(intent, Add):
         return _add_flow(intent, context)
+    if isinstance(intent, AddSeveral):
+        return _add_several_flow(intent, context)
     if isinstance(intent, ListTasks):
         return _list_flow(intent, context)
     if isinstance(intent, Act):
@@ -512,6 +515,23 @@ def _add_flow(intent: Add, context: _Context) -> _Flow:
     if task is None:
         return _Reply(f"Added {_quote(intent.title)}.")
     return _Reply(f"Added {_quote(task.title)}{_summary(task, context.clock, full=True)}.")
+
+
+def _add_several_flow(intent: AddSeveral, context: _Context) -> _Flow:
+    if "add_task" not in context.tools:
+        return _missing("add_task")
+    results = yield [_Call("add_task", add.arguments()) for add in intent.tasks]
+    added, refused = [], []
+    for add, result in zip(intent.tasks, results, strict=True):
+        task = _Task.of(result.data) if result.ok else None
+        if not result.ok:
+            refused.append(f"I couldn't add {_quote(add.title)}: {result.error}")
+        elif task is None:
+            added.append(f"- {add.title}")
+        else:
+            added.append(f"- {task.title}{_summary(task, context.clock, full=True)}")
+    lines = [f"Added {_plural(len(added), 'task')}:", *added] if added else []
+    return _Reply("\n".join(lines + refused))
 
 
 def _list_flow(intent: ListTasks, context: _Context) -> _Flow:

@@ -63,6 +63,13 @@ class Add:
 
 
 @dataclass(frozen=True)
+class AddSeveral:
+    """Add each of a list of tasks: 'add tasks: milk, eggs tomorrow, bread #shop'."""
+
+    tasks: tuple[Add, ...]
+
+
+@dataclass(frozen=True)
 class Filters:
     """`list_tasks` filters; date bounds are ISO 8601 in the user's zone."""
 
@@ -186,7 +193,9 @@ class Unknown:
     suggestion: str | None = None
 
 
-Intent: TypeAlias = Add | ListTasks | Act | BulkDelete | Select | Confirm | Deny | Help | Thanks | Unknown
+Intent: TypeAlias = (
+    Add | AddSeveral | ListTasks | Act | BulkDelete | Select | Confirm | Deny | Help | Thanks | Unknown
+)
 
 
 # ---------------------------------------------------------------------------------------- vocabulary
@@ -776,7 +785,39 @@ def _parse_add_body(
     return _finish_add(title, fields, now, remind_at_due=remind_at_due)
 
 
+ADD_SEVERAL_MAX = 20
+_ADD_SEVERAL = re.compile(
+    r"(?:add|create|new|make)\s+(?:(?:these|the\s+following|\d{1,2}|two|three|four|five|six|seven|eight|nine"
+    r"|ten)\s+)?(?:new\s+)?(?:tasks|todos|to-dos|items)\s*:\s*(?P<list>.*)",
+    _I | re.DOTALL,
+)
+
+
+def _parse_add_several(text: str, now: datetime) -> Intent | None:
+    """An explicit list ('add tasks: a, b and c'), split at commas, semicolons, line breaks and an
+    'and' in the last item."""
+    match = _ADD_SEVERAL.fullmatch(text)
+    if match is None:
+        return None
+    items = [re.sub(r"^and\s+", "", item.strip(), flags=_I) for item in re.split(r"[,;\n]", match["list"])]
+    items = [item for item in items if item]
+    if items:
+        items[-1:] = re.split(r"\s+and\s+", items[-1], flags=_I)  # "..., b and c"
+    if len(items) > ADD_SEVERAL_MAX:
+        return Unknown(
+            f"That is {len(items)} tasks; I add at most {ADD_SEVERAL_MAX} at a time.",
+            "add tasks: milk, eggs, bread",
+        )
+    adds = tuple(intent for item in items if isinstance(intent := _parse_add_body(item, now), Add))
+    if not adds:
+        return Unknown("Which tasks should I add?", "add tasks: milk, eggs, bread")
+    return adds[0] if len(adds) == 1 else AddSeveral(adds)
+
+
 def _parse_add(text: str, now: datetime) -> Intent | None:
+    several = _parse_add_several(text, now)
+    if several is not None:
+        return several
     match = _REMIND_TO.fullmatch(text)
     if match:
         due = _when(match["when"], now) if match["when"] else None

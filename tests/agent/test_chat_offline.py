@@ -129,6 +129,23 @@ CASES = [
         "new reminder: take pills at 8pm",
         expect=T("Take pills", due="2026-11-27 20:00", remind="2026-11-27 20:00"),
     ),
+    case(
+        "add tasks: buy milk tomorrow at 9am, call mom at 6pm #family and pay rent",
+        expect=(
+            T("Buy milk", due="2026-11-28 09:00"),
+            T("Call mom", due="2026-11-27 18:00", tags=["family"]),
+            T("Pay rent", due=None),
+        ),
+        reply="Added 3 tasks:",
+    ),
+    case(
+        "add pay rent on the 1st of every month #bills",
+        expect=T("Pay rent", due="2026-12-01 09:00", repeat="every month", tags=["bills"]),
+    ),
+    case(
+        "add water plants every sunday morning",
+        expect=T("Water plants", due="2026-11-29 09:00", repeat="every Sunday"),
+    ),
     # ------------------------------------------------------------------------- time zones
     case(
         "add call grandma tomorrow 10am",
@@ -144,7 +161,7 @@ CASES = [
     case(
         "add stand up every weekday at 9:30am",
         now=DST_EVE,
-        expect=T("Stand up", repeat="every weekday"),
+        expect=T("Stand up", repeat="every weekday", due="2026-03-09 09:30"),  # Saturday: Monday is first
     ),
     # ------------------------------------------------------------------------------ listing
     case(
@@ -172,7 +189,29 @@ CASES = [
         expect=(T("Buy milk"), T("Call mom"), T("Pay rent")),
         reply="You have 3 tasks",
     ),
+    case(
+        "what is due before friday",
+        seeds=(seed("Buy milk", due="tomorrow"), seed("Call mom", due="2026-12-10 09:00")),
+        expect=(T("Buy milk", due="2026-11-28 09:00"), T("Call mom", due="2026-12-10 09:00")),
+        reply="due before Friday:\n- Buy milk",
+    ),
     # ------------------------------------------------------------------------ one task, by words
+    case(
+        "move the dentist to 4:30pm",
+        seeds=(seed("Dentist", due="next tuesday 3pm"),),
+        expect=T("Dentist", due="2026-12-01 16:30"),
+    ),
+    case("move pay rent to urgent", seeds=(seed("Pay rent"),), expect=T("Pay rent", priority="urgent")),
+    case(
+        "remove high priority from the report",
+        seeds=(seed("Report", priority="high"),),
+        expect=T("Report", priority="none"),
+    ),
+    case(
+        "remove the family tag from call mom",
+        seeds=(seed("Call mom", tags=["family", "home"]),),
+        expect=T("Call mom", tags=["home"]),
+    ),
     case(
         "mark the milk one done",
         seeds=MILK_AND_MOM,

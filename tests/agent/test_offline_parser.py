@@ -14,6 +14,7 @@ from agent.offline_parser import (
     MAX_INPUT,
     Act,
     Add,
+    AddSeveral,
     BulkDelete,
     Changes,
     Confirm,
@@ -82,6 +83,12 @@ CASES: list[tuple[str, Intent]] = [
         "pay rent on the 15th day of each month at 9am",
         Add("Pay rent", due="december 15 9am", repeat="every month"),
     ),
+    ("add tasks: milk, eggs, and bread", AddSeveral((Add("Milk"), Add("Eggs"), Add("Bread")))),
+    (
+        "add 2 tasks: call mom at 6pm #family; pay rent monday",
+        AddSeveral((Add("Call mom", tags=("family",), due="6pm"), Add("Pay rent", due="monday"))),
+    ),
+    ("add tasks:", Unknown("Which tasks should I add?", "add tasks: milk, eggs, bread")),
     ("add water plants every sunday morning", Add("Water plants", due="sunday 9am", repeat="every sunday")),
     ("add review every friday afternoon", Add("Review", due="friday 3pm", repeat="every friday")),
     (
