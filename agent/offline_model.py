@@ -589,13 +589,22 @@ _ACTION_VERBS = {
 
 def _recent_task(context: _Context, index: int) -> _Task | None:
     """The task the last few turns acted on or showed alone, for 'mark it done'."""
+    acting = {"add_task", "update_task", "complete_task", "reopen_task", "get_task"}
     for turn in reversed(context.turns[max(0, index - 3) : index]):
+        touched = {
+            task.id
+            for step in turn.steps
+            if step.name in acting and step.result is not None and step.result.ok
+            if (task := _Task.of(step.result.data)) is not None
+        }
+        if len(touched) > 1:
+            return None  # several tasks added or changed at once: 'it' is ambiguous
         for step in reversed(turn.steps):
             if step.result is None or not step.result.ok:
                 continue
             if step.name == "delete_task":
                 return None
-            if step.name in {"add_task", "update_task", "complete_task", "reopen_task", "get_task"}:
+            if step.name in acting:
                 return _Task.of(step.result.data)
             page = _page(step.result) if step.name == "list_tasks" else None
             if page is not None and page.tasks:

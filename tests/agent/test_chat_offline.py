@@ -139,6 +139,12 @@ CASES = [
         reply="Added 3 tasks:",
     ),
     case(
+        "add tasks: buy milk, call mom",
+        "mark it done",
+        expect=(T("Buy milk", done=False), T("Call mom", done=False)),
+        reply="Which task should I mark done?",
+    ),
+    case(
         "add pay rent on the 1st of every month #bills",
         expect=T("Pay rent", due="2026-12-01 09:00", repeat="every month", tags=["bills"]),
     ),
