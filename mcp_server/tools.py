@@ -47,6 +47,7 @@ INSTRUCTIONS = (
 )
 
 T = TypeVar("T")
+ToolFunction = TypeVar("ToolFunction", bound=Callable[..., Awaitable[Any]])
 
 TaskId = Annotated[str, Field(description="The task's id, from list_tasks or add_task.", max_length=64)]
 Title = Annotated[str, Field(description="What to do, 1-200 characters.")]
@@ -147,9 +148,10 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
     """The MCP server over `service`; `local_caller` is who stdio and in-process calls act for."""
     tools: list[Tool] = []
 
-    def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., Awaitable[Any]]], None]:
-        def register(fn: Callable[..., Awaitable[Any]]) -> None:
+    def tool(annotations: ToolAnnotations) -> Callable[[ToolFunction], ToolFunction]:
+        def register(fn: ToolFunction) -> ToolFunction:
             tools.append(refusing_unknown_arguments(Tool.from_function(fn, annotations=annotations)))
+            return fn
 
         return register
 
