@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -120,6 +121,8 @@ class DaprJobScheduler:
 # Called with jobs due together, (name, data) each, and the time they are due: now, or a moment
 # ahead (`lead_seconds`), so the trigger can do its writing ahead and commit at that time, never
 # before it. Returns the names handled (like a 2xx); the others are retried.
+LATE_BATCH = timedelta(milliseconds=20)  # a batch ending later than this after its due time was late
+LEARN_FROM = 100  # jobs in a batch for its time per job to mean something (not a fixed cost's share)
 Trigger = Callable[[list[tuple[str, dict[str, Any]]], datetime], Awaitable[set[str]]]
 
 
@@ -128,9 +131,11 @@ class EmbeddedScheduler:
 
     The timer goes off `lead_seconds` before the due time and hands the trigger the jobs due by
     then, with their due time: a thousand reminders due in the same second are written ahead (one
-    batch) and only committed when due. A failed trigger is retried every `retry_seconds`,
-    `max_attempts` times in all, like the Dapr failure policy. Jobs survive a restart: they are
-    read back on start.
+    batch) and only committed when due. When a batch written ahead is still being written at its
+    due time, the scheduler learns the time a job takes and, for a batch that size, goes off that
+    much earlier next time (at most `max_lead_seconds`), so slow machines stay on time too.
+    A failed trigger is retried every `retry_seconds`, `max_attempts` times in all, like the Dapr
+    failure policy. Jobs survive a restart: they are read back on start.
     """
 
     def __init__(
@@ -142,6 +147,7 @@ class EmbeddedScheduler:
         retry_seconds: float = 3.0,
         batch_size: int = 1000,
         lead_seconds: float = 0.25,
+        max_lead_seconds: float = 2.0,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -149,6 +155,9 @@ class EmbeddedScheduler:
         self.retry_seconds = retry_seconds
         self.batch_size = batch_size
         self.lead = timedelta(seconds=lead_seconds)
+        self.max_lead = timedelta(seconds=max_lead_seconds)
+        self.write_seconds_per_job = 0.0  # learned from batches that were late (see `_fire`)
+        self._lead_now = self.lead  # the lead of the batch the timer waits for
         self.trigger: Trigger | None = None
         self._wake = asyncio.Event()
         self._timer_at: datetime | None = None  # when the timer goes off; None: no timer (or busy)
@@ -184,15 +193,31 @@ class EmbeddedScheduler:
                 log.warning("job scheduler could not read its jobs (%s)", type(error).__name__)
                 next_due = self.clock() + timedelta(seconds=self.retry_seconds)
             self._timer_at = next_due
+            if next_due is not None:
+                self._lead_now = self.lead_for(await self._count_due_with(next_due))
             timeout = (
-                None if next_due is None else max(0.0, (next_due - self.lead - self.clock()).total_seconds())
+                None
+                if next_due is None
+                else max(0.0, (next_due - self._lead_now - self.clock()).total_seconds())
             )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):  # not wait_for: it can lose a cancellation
                     await self._wake.wait()
 
+    def lead_for(self, jobs: int) -> timedelta:
+        """How long before their due time `jobs` jobs due together are handed over."""
+        learned = timedelta(seconds=2 * jobs * self.write_seconds_per_job)
+        return min(self.max_lead, max(self.lead, learned))
+
+    async def _count_due_with(self, due_at: datetime) -> int:
+        async with self.db.sessions() as session:
+            count = await session.scalar(
+                select(func.count()).where(col(ScheduledJob.due_at) <= due_at + self.lead)
+            )
+        return min(int(count or 0), self.batch_size)
+
     async def fire_due(self) -> datetime | None:
-        """Trigger every job due by `lead_seconds` from now, in batches (each job at its due
+        """Trigger every job due by the timer's lead from now, in batches (each job at its due
         time); returns when the next one is due (None: no jobs)."""
         now = self.clock()
         async with self.db.sessions() as session:
@@ -200,7 +225,7 @@ class EmbeddedScheduler:
                 (
                     await session.scalars(
                         select(ScheduledJob)
-                        .where(col(ScheduledJob.due_at) <= now + self.lead)
+                        .where(col(ScheduledJob.due_at) <= now + self._lead_now)
                         .order_by(col(ScheduledJob.due_at))
                         .limit(self.batch_size)
                     )
@@ -218,11 +243,13 @@ class EmbeddedScheduler:
             groups: dict[datetime, list[tuple[str, dict[str, Any]]]] = {}
             for job in jobs:  # the jobs already due go together, the others by their due time
                 groups.setdefault(max(job.due_at, now), []).append((job.name, job.data))
+            started = time.monotonic()
             try:
                 answers = await asyncio.gather(*(self.trigger(group, at) for at, group in groups.items()))
                 handled = set().union(*answers)
             except Exception as error:
                 log.warning("%d jobs failed (%s)", len(jobs), type(error).__name__)
+            self._learn(len(jobs), time.monotonic() - started, late=self.clock() - max(groups))
         failed = [job for job in jobs if job.name not in handled]
         spent = [job for job in failed if job.attempts + 1 >= job.max_attempts]
         for job in spent:
@@ -248,6 +275,14 @@ class EmbeddedScheduler:
                         due_at=retry_from + timedelta(seconds=seconds),
                     )
                 )
+
+    def _learn(self, jobs: int, seconds: float, *, late: timedelta) -> None:
+        """A batch that ended more than a moment after its due time was still being written then:
+        its time per job sets (half each time) how early batches go from now on."""
+        if late > LATE_BATCH and jobs >= LEARN_FROM:
+            per_job = seconds / jobs
+            estimate = self.write_seconds_per_job
+            self.write_seconds_per_job = per_job if estimate == 0 else (estimate + per_job) / 2
 
     async def _unchanged(self, session: AsyncSession, jobs: list[ScheduledJob]) -> set[str]:
         """The names of `jobs` whose row still has the due time and data they fired with (locked

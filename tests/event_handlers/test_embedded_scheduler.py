@@ -6,6 +6,7 @@ it, never before."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -255,3 +256,42 @@ async def test_an_edit_while_reminders_wait_to_commit_comes_after_them(db: Datab
         ).all()
     assert list(kinds) == ["task.created", "reminder.due", "task.updated"]
     await soon.deps.scheduler.delete(soon.job.name)
+
+
+async def test_a_big_batch_late_at_its_due_time_makes_the_next_one_go_earlier(db: Database) -> None:
+    # A clock in 2020 that ticks: no job of another test is due, and lateness is real.
+    origin, started = datetime(2020, 3, 2, 9, 0, tzinfo=UTC), asyncio.get_running_loop().time()
+
+    def clock() -> datetime:
+        return origin + timedelta(seconds=asyncio.get_running_loop().time() - started)
+
+    scheduler = EmbeddedScheduler(db, clock=clock, lead_seconds=0.25)
+    run = uuid.uuid4().hex[:8]
+    calls: list[tuple[datetime, datetime, int]] = []
+
+    async def slow_trigger(jobs: list[tuple[str, dict[str, Any]]], at: datetime) -> set[str]:
+        calls.append((clock(), at, len(jobs)))
+        await asyncio.sleep(0.5)  # writing takes 5 ms a job: the first batch ends well after its time
+        return {name for name, _ in jobs}
+
+    scheduler.trigger = slow_trigger
+    first = clock() + timedelta(seconds=4)  # after the 200 jobs are set, on a slow machine too
+    second = first + timedelta(seconds=3)
+    for index in range(100):
+        await scheduler.schedule(f"slow-{run}-a{index}", first, {})
+        await scheduler.schedule(f"slow-{run}-b{index}", second, {})
+    timer = asyncio.create_task(scheduler.run())
+    try:
+        async with asyncio.timeout(15):
+            while len(calls) < 2:
+                await asyncio.sleep(0.05)
+    finally:
+        timer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await timer
+    (called_first, at_first, size_first), (called_second, at_second, size_second) = calls
+    assert (at_first, size_first, at_second, size_second) == (first, 100, second, 100)
+    assert at_first - called_first <= timedelta(seconds=0.3)  # the usual lead
+    assert scheduler.write_seconds_per_job >= 0.004
+    assert at_second - called_second >= timedelta(seconds=0.6)  # twice 100 jobs x 5 ms, at most 2 s
+    assert scheduler.lead_for(1) == timedelta(seconds=0.25)  # a small batch keeps the usual lead
