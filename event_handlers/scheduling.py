@@ -189,12 +189,12 @@ class EmbeddedScheduler:
             self._timer_at = None  # while firing, any new job wakes the loop again
             try:
                 next_due = await self.fire_due()
+                if next_due is not None:
+                    self._lead_now = self.lead_for(await self._count_due_with(next_due))
             except Exception as error:  # the database may be down: try again shortly
                 log.warning("job scheduler could not read its jobs (%s)", type(error).__name__)
                 next_due = self.clock() + timedelta(seconds=self.retry_seconds)
             self._timer_at = next_due
-            if next_due is not None:
-                self._lead_now = self.lead_for(await self._count_due_with(next_due))
             timeout = (
                 None
                 if next_due is None
