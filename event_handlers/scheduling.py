@@ -118,11 +118,12 @@ class DaprJobScheduler:
 
 # ---- embedded: durable timers --------------------------------------------------------------
 
+LATE_BATCH = timedelta(milliseconds=20)  # a batch ending later than this after its due time was late
+LEARN_FROM = 100  # jobs in a batch for its time per job to mean something (not a fixed cost's share)
+
 # Called with jobs due together, (name, data) each, and the time they are due: now, or a moment
 # ahead (`lead_seconds`), so the trigger can do its writing ahead and commit at that time, never
 # before it. Returns the names handled (like a 2xx); the others are retried.
-LATE_BATCH = timedelta(milliseconds=20)  # a batch ending later than this after its due time was late
-LEARN_FROM = 100  # jobs in a batch for its time per job to mean something (not a fixed cost's share)
 Trigger = Callable[[list[tuple[str, dict[str, Any]]], datetime], Awaitable[set[str]]]
 
 
@@ -247,9 +248,9 @@ class EmbeddedScheduler:
             try:
                 answers = await asyncio.gather(*(self.trigger(group, at) for at, group in groups.items()))
                 handled = set().union(*answers)
-            except Exception as error:
+                self._learn(len(jobs), time.monotonic() - started, late=self.clock() - max(groups))
+            except Exception as error:  # a failed batch says nothing of the time a job takes
                 log.warning("%d jobs failed (%s)", len(jobs), type(error).__name__)
-            self._learn(len(jobs), time.monotonic() - started, late=self.clock() - max(groups))
         failed = [job for job in jobs if job.name not in handled]
         spent = [job for job in failed if job.attempts + 1 >= job.max_attempts]
         for job in spent:
