@@ -1279,7 +1279,9 @@ _TAG_CLEAR = re.compile(
     r"(?:remove|clear|delete|drop)\s+(?:all\s+)?(?:the\s+)?tags\s+(?:from|of|on)\s+(?P<ref>.+)", _I
 )
 _SNOOZE = re.compile(
-    r"(?:snooze|delay|push|move|postpone)\s+(?:the\s+)?(?P<ref>.+?)(?:'s)?\s+(?:reminder|alert|notification)\s+"
+    r"(?:snooze|delay|push|move|postpone)\s+(?:the\s+)?(?:reminder|alert|notification)\s+(?:for|of|on|about)\s+"
+    r"(?P<ref3>.+?)\s+(?:to|until|till|by|for|at)\s+(?P<when3>.+)"
+    r"|(?:snooze|delay|push|move|postpone)\s+(?:the\s+)?(?P<ref>.+?)(?:'s)?\s+(?:reminder|alert|notification)\s+"
     r"(?:to|until|till|by|for|at)\s+(?P<when>.+)"
     r"|snooze\s+(?P<ref2>.+?)\s+(?P<prep>to|until|till|by|for|at)\s+(?P<when2>.+)",
     _I,
@@ -1413,8 +1415,8 @@ def _parse_act(text: str, now: datetime) -> Intent | None:
         return _act("update", match["ref"], Changes(priority="none"))
     match = _SNOOZE.fullmatch(text)
     if match:
-        ref = match["ref"] or match["ref2"]
-        when = match["when"] or match["when2"]
+        ref = match["ref3"] or match["ref"] or match["ref2"]
+        when = match["when3"] or match["when"] or match["when2"]
         remind = _snooze_when(when, match["prep"], now)
         return _act("update", ref, Changes(remind=remind))
     match = _SNOOZE_BARE.fullmatch(text)
