@@ -190,8 +190,6 @@ class EmbeddedScheduler:
             self._timer_at = None  # while firing, any new job wakes the loop again
             try:
                 next_due = await self.fire_due()
-                if next_due is not None:
-                    self._lead_now = self.lead_for(await self._count_due_with(next_due))
             except Exception as error:  # the database may be down: try again shortly
                 log.warning("job scheduler could not read its jobs (%s)", type(error).__name__)
                 next_due = self.clock() + timedelta(seconds=self.retry_seconds)
@@ -210,16 +208,10 @@ class EmbeddedScheduler:
         learned = timedelta(seconds=2 * jobs * self.write_seconds_per_job)
         return min(self.max_lead, max(self.lead, learned))
 
-    async def _count_due_with(self, due_at: datetime) -> int:
-        async with self.db.sessions() as session:
-            count = await session.scalar(
-                select(func.count()).where(col(ScheduledJob.due_at) <= due_at + self.lead)
-            )
-        return min(int(count or 0), self.batch_size)
-
     async def fire_due(self) -> datetime | None:
         """Trigger every job due by the timer's lead from now, in batches (each job at its due
-        time); returns when the next one is due (None: no jobs)."""
+        time); returns when the next one is due (None: no jobs), having set the lead for the
+        batch due then."""
         now = self.clock()
         async with self.db.sessions() as session:
             due = list(
@@ -236,6 +228,11 @@ class EmbeddedScheduler:
             await self._fire(due, now)
         async with self.db.sessions() as session:
             next_due: datetime | None = await session.scalar(select(func.min(col(ScheduledJob.due_at))))
+            if next_due is not None:
+                batch = await session.scalar(
+                    select(func.count()).where(col(ScheduledJob.due_at) <= next_due + self.lead)
+                )
+                self._lead_now = self.lead_for(min(int(batch or 0), self.batch_size))
         return next_due
 
     async def _fire(self, jobs: list[ScheduledJob], now: datetime) -> None:
