@@ -43,15 +43,22 @@ class UserAccount(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+LISTING_INDEXES = (
+    Index("ix_tasks_user_due", "user_id", "completed", "due_at", text("priority DESC"), "id"),
+    Index("ix_tasks_user_priority", "user_id", "completed", text("priority DESC"), "due_at"),
+    Index("ix_tasks_user_created", "user_id", "completed", text("created_at DESC"), text("id DESC")),
+    Index("ix_tasks_user_updated", "user_id", "completed", text("updated_at DESC"), text("id DESC")),
+    Index("ix_tasks_user_title", "user_id", "completed", text("lower(title)"), "id"),
+)
+
+
 class Task(SQLModel, table=True):
     __tablename__ = "tasks"
     __table_args__ = (
-        # Each listing order is an index scan within one user's open or done tasks.
-        Index("ix_tasks_user_due", "user_id", "completed", "due_at", "id"),
-        Index("ix_tasks_user_priority", "user_id", "completed", "priority", "due_at"),
-        Index("ix_tasks_user_created", "user_id", "created_at"),
-        Index("ix_tasks_user_updated", "user_id", "updated_at"),
-        Index("ix_tasks_user_title", "user_id", text("lower(title)")),
+        # Each listing order, open tasks before done ones, is one of these indexes read in order
+        # (`TaskService._order`), so a page is read without sorting the user's other tasks
+        # (migration 0004; PostgreSQL puts NULL due dates last in ascending order, as listings do).
+        *LISTING_INDEXES,
         UniqueConstraint("series_id", "occurrence", name="uq_tasks_series_occurrence"),
     )
 

@@ -515,18 +515,21 @@ class TaskService:
 
     @staticmethod
     def _order(query: TaskQuery) -> list[Any]:
+        """Open tasks before done ones (a listing of both), then the sort key; each order is an
+        index of `models.LISTING_INDEXES` read forwards."""
         due = col(Task.due_at).asc().nulls_last()
+        open_first = col(Task.completed).asc()
         match query.sort:
             case "due":
-                return [due, col(Task.priority).desc(), Task.id]
+                return [open_first, due, col(Task.priority).desc(), Task.id]
             case "priority":
-                return [col(Task.priority).desc(), due, Task.id]
+                return [open_first, col(Task.priority).desc(), due, Task.id]
             case "created":
-                return [col(Task.created_at).desc(), col(Task.id).desc()]
+                return [open_first, col(Task.created_at).desc(), col(Task.id).desc()]
             case "updated":
-                return [col(Task.updated_at).desc(), col(Task.id).desc()]
+                return [open_first, col(Task.updated_at).desc(), col(Task.id).desc()]
             case "title":
-                return [func.lower(Task.title), Task.id]
+                return [open_first, func.lower(Task.title), Task.id]
 
     # Cursors are offsets bound to the listing they came from, so they cannot be replayed elsewhere.
     @staticmethod

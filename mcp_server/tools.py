@@ -192,7 +192,9 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
     @tool(READ)
     async def list_tasks(
         ctx: Context,
-        status: Annotated[Status, Field(description="open (default), done or all.")] = "open",
+        status: Annotated[
+            Status, Field(description="open (default), done or all (open ones first).")
+        ] = "open",
         priority: PriorityArg = None,
         tag: Annotated[str | None, Field(description="Only tasks with this tag.")] = None,
         due_before: Annotated[

@@ -247,8 +247,9 @@ async def test_listing_filters_sorts_and_pages(
     assert await titles(sort="created") == ["someday read", "tomorrow milk", "today call", "overdue report"]
     assert await titles(sort="title") == ["overdue report", "someday read", "today call", "tomorrow milk"]
 
+    # Open and done tasks together: the open ones first, then the done one.
     first = await service.list_tasks(caller, TaskQuery(status="all", sort="title", limit=2))
-    assert first.total == 5 and [t.title for t in first.tasks] == ["next week plan", "overdue report"]
+    assert first.total == 5 and [t.title for t in first.tasks] == ["overdue report", "someday read"]
     assert first.next_cursor is not None
     second = await service.list_tasks(
         caller, TaskQuery(status="all", sort="title", limit=2, cursor=first.next_cursor)
@@ -256,7 +257,7 @@ async def test_listing_filters_sorts_and_pages(
     third = await service.list_tasks(
         caller, TaskQuery(status="all", sort="title", limit=2, cursor=second.next_cursor)
     )
-    assert [t.title for t in second.tasks + third.tasks] == ["someday read", "today call", "tomorrow milk"]
+    assert [t.title for t in second.tasks + third.tasks] == ["today call", "tomorrow milk", "next week plan"]
     assert third.next_cursor is None and second.total == third.total == 5
     # Tasks deleted between pages: a page past the end is empty and still says how many there are.
     for task in first.tasks:
