@@ -53,10 +53,11 @@ LISTINGS: dict[str, dict[str, Any]] = {
 
 async def p50(service: TaskService, user: str, arguments: dict[str, Any], calls: int) -> tuple[float, int]:
     page = None
-    if isinstance(arguments.get("cursor"), int):  # a cursor as the service hands it out
-        pages = arguments["cursor"]
-        arguments = {key: value for key, value in arguments.items() if key != "cursor"}
-        arguments["cursor"] = service._encode_cursor(TaskQuery(**arguments), pages * 20)
+    if isinstance(arguments.get("cursor"), int):  # that many pages on, by the cursors handed out
+        pages, arguments = arguments["cursor"], {k: v for k, v in arguments.items() if k != "cursor"}
+        for _ in range(pages):
+            cursor = (await service.list_tasks(Caller(user), TaskQuery(**arguments))).next_cursor
+            arguments = {**arguments, "cursor": cursor}
     query = TaskQuery(**arguments)
     await service.list_tasks(Caller(user), query)  # warm: the statement is prepared after a few
     samples = []
