@@ -120,3 +120,5 @@ def configure_logging(level: str, style: str) -> None:
     # httpx logs every request at INFO: one line per published event and per job call, which the
     # metrics count already. Its warnings and errors still show.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    # Alembic lists each of its autogenerate plugins at INFO before every migration run.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, root.level))

@@ -55,16 +55,35 @@ AGENT_HELP = """\
 """
 
 
+def _migrate(settings: Settings) -> None:
+    """Apply the migrations; a database that cannot be reached ends the command with one clear line."""
+    from sqlalchemy import make_url
+
+    from mcp_server.db import is_unavailable
+    from todo_chatbot import migrate
+
+    try:
+        migrate.upgrade(settings.database_url)
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        sys.exit(
+            f"cannot reach the database at {where}: {reason}\n"
+            "Start it, or point DATABASE_URL at one (see `todo-chatbot --help`)."
+        )
+
+
 def _serve(settings: Settings, host: str, port: int, role: str, *, open_browser: bool = False) -> None:
     import threading
     import webbrowser
 
-    from todo_chatbot import migrate
     from todo_chatbot.app import create_app, run_server
 
     _refuse_open_binding(settings, host)
     if role == "embedded":
-        migrate.upgrade(settings.database_url)
+        _migrate(settings)
     app = create_app(settings, role=role, host=host)  # type: ignore[arg-type]  # one of our roles
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
     logging.getLogger(__name__).info("serving %s at %s", role, url)
@@ -90,9 +109,8 @@ def _stdio(settings: Settings) -> None:
     from mcp_server.db import Database
     from mcp_server.service import Caller, TaskService
     from mcp_server.tools import build_mcp_server
-    from todo_chatbot import migrate
 
-    migrate.upgrade(settings.database_url)
+    _migrate(settings)
     service = TaskService(Database(settings.database_url), source="/todo-chatbot/mcp-stdio")
     mcp = build_mcp_server(service, local_caller=Caller(settings.todo_user, settings.todo_timezone))
     anyio.run(mcp.run_stdio_async)
@@ -181,9 +199,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         case "mcp":
             _stdio(settings)
         case "migrate":
-            from todo_chatbot import migrate
-
-            migrate.upgrade(settings.database_url)
+            _migrate(settings)
             print(f"migrated {settings.database_url.split('@')[-1]}")
 
 

@@ -48,6 +48,22 @@ def test_production_refuses_placeholder_secrets(tmp_path: Path) -> None:
     assert result.returncode != 0 and "AUTH_SECRET is a placeholder" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["migrate", "serve"])
+def test_a_database_out_of_reach_is_one_clear_line(command: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": "postgresql://someone:s3cret@127.0.0.1:9/todo", "AUTH_SECRET": ""}
+    result = run(command, env=env)
+    assert result.returncode == 1
+    assert "cannot reach the database at postgresql://someone:***@127.0.0.1:9/todo:" in result.stderr
+    assert "Connection refused" in result.stderr and "DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
+
+
+def test_starting_lists_the_migrations_not_alembic_s_plugins(tmp_path: Path) -> None:
+    result = run("migrate", env={"DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    assert result.returncode == 0
+    assert "Running upgrade" in result.stderr and "setup plugin" not in result.stderr
+
+
 def test_migrate_then_serve_embedded_on_sqlite(tmp_path: Path) -> None:
     env = {
         **os.environ,
