@@ -3,7 +3,8 @@
     python bench/events.py [--seconds 10] [--reminders 1000] [--clients 1000]
 
 1. Commit-to-WebSocket latency at 200 changes/s (event `time` to arrival at the user's socket), and
-   at 100 changes/s for context.
+   at 100 changes/s for context; beside the 200/s run, the database's own commit latency (a one-row
+   insert every 20 ms on a connection of its own), so that a disk's stalls are told from the service's.
 2. Relay throughput into a fake Dapr sidecar vs the sidecar's own capacity (both measured here).
 3. Lateness of N reminders all due in the same second (due time to `reminder.due` on the user's socket).
 4. Fan-out: 1,000 WebSocket clients, each a different user, each receiving its own event.
@@ -106,6 +107,21 @@ async def commit_to_push(base: str, seconds: float, rate: int = 200, users: int 
             await asyncio.wait_for(asyncio.gather(*readers), timeout=60)
         assert set(statuses) == {201}, statuses
     return ages
+
+
+async def database_commits(url: str, stop: asyncio.Event, every: float = 0.02) -> list[float]:
+    """The database's own commit latency meanwhile (a yardstick): a one-row insert every `every` s
+    on a connection of its own. A disk that stalls a commit for 100 ms stalls the service's too."""
+    samples: list[float] = []
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+        await connection.execute("CREATE TABLE IF NOT EXISTS bench_commit_probe (id bigserial PRIMARY KEY)")
+        while not stop.is_set():
+            started = time.perf_counter()
+            await connection.execute("INSERT INTO bench_commit_probe DEFAULT VALUES")
+            samples.append((time.perf_counter() - started) * 1000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+    return samples
 
 
 # ---- 2. relay vs sidecar ---------------------------------------------------------------------
@@ -266,7 +282,11 @@ async def run(seconds: float, reminders: int, clients: int) -> None:
     with scratch_database() as url:
         env = {"DATABASE_URL": url, "AUTH_SECRET": TEST_SECRET, "LOG_LEVEL": "WARNING"}
         with server_process("bench.embedded_server", free_port(), env) as base:
+            stop = asyncio.Event()
+            probe = asyncio.create_task(database_commits(url, stop))
             push_ages = await commit_to_push(base, seconds)
+            stop.set()
+            commits = await probe
             push_ages_half = await commit_to_push(base, seconds, rate=100)  # context: below saturation
             lateness = await reminder_lateness(base, url, reminders)
             fan = await fan_out(base, clients)
@@ -275,6 +295,10 @@ async def run(seconds: float, reminders: int, clients: int) -> None:
             relayed = await relay_throughput(url, port, events=int(capacity * 3))
     print("figures:")
     print(summary("commit -> WebSocket at 200 changes/s", push_ages))
+    print(
+        f"{summary('  the database alone: a one-row commit', commits)}  max={max(commits):8.1f} ms"
+        "  (every 20 ms during the 200/s run)"
+    )
     print(summary("commit -> WebSocket at 100 changes/s", push_ages_half))
     print(summary(f"reminder lateness, {reminders} due at once", lateness))
     print(summary(f"fan-out, {clients} clients of different users", fan))
