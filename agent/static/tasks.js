@@ -1,7 +1,7 @@
 // The live task list: filters, paging, rows, and the task events that keep it current.
 
 import { api } from "./api.js";
-import { $, debounce, h, icon } from "./dom.js";
+import { $, append, debounce, h, icon } from "./dom.js";
 import { describeRRule, dueRange, formatLong, formatWhen, isoLocal, startOfDay } from "./format.js";
 
 const PAGE = 50; // tasks per request
@@ -543,7 +543,9 @@ function renderEmpty() {
       : state.filters.status === "all"
         ? "No tasks yet."
         : "No open tasks. Nice!";
-  empty.replaceChildren(
+  // append() flattens the examples' array; replaceChildren() would print it as "[object …]".
+  empty.replaceChildren();
+  append(empty, [
     h("p", { class: "empty-title", text: heading }),
     filtered
       ? h("button", { type: "button", class: "btn", "data-testid": "filters-clear", onclick: clearFilters, text: "Clear filters" })
@@ -553,7 +555,7 @@ function renderEmpty() {
             EXAMPLES.map((text) =>
               h("li", null, h("button", { type: "button", class: "example", "data-testid": "example-command", onclick: () => options.onExample(text), text })))),
         ],
-  );
+  ]);
 }
 
 function setBusy(busy) {

@@ -29,7 +29,7 @@ FLAGS = [
 ]
 
 if TYPE_CHECKING:
-    from playwright.async_api import Route
+    from playwright.async_api import Browser, Page, Route
 
 pytestmark = [
     pytest.mark.browser,
@@ -44,6 +44,32 @@ async def app_url(sqlite_url: str) -> AsyncIterator[str]:
     settings = Settings(database_url=sqlite_url, todo_user=f"ui-{uuid.uuid4().hex[:8]}")
     async with serving(create_app(settings)) as url:
         yield url
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def open_page(
+    browser: Browser, url: str, width: int = 1280, height: int = 800
+) -> tuple[Page, list[str]]:
+    """The app in a fresh page, once its live socket is up; and the list its script errors go to."""
+    from playwright.async_api import expect
+
+    page = await browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(url)
+    await expect(page.get_by_test_id("ws-status")).to_have_text("live", timeout=10_000)
+    return page, errors
 
 
 async def test_chat_adds_completes_and_reminds_live(app_url: str) -> None:
@@ -127,3 +153,18 @@ async def test_chat_adds_completes_and_reminds_live(app_url: str) -> None:
             assert errors == []
         finally:
             await browser.close()
+
+
+async def test_an_empty_list_offers_examples_for_the_message_box(app_url: str, browser: Browser) -> None:
+    from playwright.async_api import expect
+
+    page, errors = await open_page(browser, app_url)
+    empty = page.get_by_test_id("tasks-empty")
+    await expect(empty.locator(".empty-title")).to_have_text("No open tasks. Nice!")
+    await expect(empty).not_to_contain_text("[object")
+    examples = empty.get_by_test_id("example-command")
+    await expect(examples).to_have_count(3)
+    await examples.first.click()
+    await expect(page.get_by_test_id("chat-input")).to_have_value("add buy milk tomorrow at 9am #errands")
+    await expect(page.get_by_test_id("chat-input")).to_be_focused()
+    assert errors == []
