@@ -945,6 +945,11 @@ _LIST_STATUS_DONE = re.compile(
     r"|history|archive|archived)\b",
     _I,
 )
+_LIST_INCLUDING_DONE = re.compile(
+    r"\b(?:including|incl\.?|with|plus|and\s+also|and)\s+(?:the\s+)?(?:done|completed|finished)(?:\s+ones)?\b"
+    r"|\b(?:done|completed|finished)\s+(?:ones\s+)?(?:too|as\s+well)\b",
+    _I,
+)
 _LIST_STATUS_ALL = re.compile(
     r"\b(?:all(?:\s+(?:of\s+)?(?:my|the))?|everything|every\s+task|including\s+(?:done|completed)|both)\b", _I
 )
@@ -1014,7 +1019,12 @@ def _parse_filters(
         values["overdue"] = True
         work = work[: match.start()] + " " + work[match.end() :]
         found = True
-    match = _LIST_STATUS_DONE.search(work)
+    match = _LIST_INCLUDING_DONE.search(work)
+    if match:
+        values["status"] = "all"
+        work = work[: match.start()] + " " + work[match.end() :]
+        found = True
+    match = None if match else _LIST_STATUS_DONE.search(work)
     if match:
         values["status"] = "done"
         values["sort"] = "updated"
@@ -1119,6 +1129,12 @@ _BULK_REFS = re.compile(
 )
 
 
+# "all of today's tasks", "everything from today", "the overdue ones": several tasks, never one found by words
+_SEVERAL_REF = re.compile(
+    r"(?:all|everything|every|each|both)\b|.*\b(?:tasks|todos|to-dos)\b|the\s+[\w']+\s+ones$", _I
+)
+
+
 def _act(action: Action, raw_ref: str, changes: Changes | None = None) -> Intent:
     ref = _clean_ref(raw_ref)
     verb = {
@@ -1133,7 +1149,8 @@ def _act(action: Action, raw_ref: str, changes: Changes | None = None) -> Intent
             f"Which task should I {verb}? Name it by words from its title.",
             f"{'mark the milk one done' if action == 'complete' else verb + ' the milk task'}",
         )
-    if _BULK_REFS.fullmatch(ref) or ref.lower() in {"tasks", "todos", "everything", "all tasks"}:
+    several = not raw_ref.lstrip().startswith(('"', "'")) and _SEVERAL_REF.match(raw_ref.strip())
+    if several or _BULK_REFS.fullmatch(ref) or ref.lower() in {"tasks", "todos", "everything", "all tasks"}:
         return Unknown(
             f"I can only {verb} one task at a time; name the task by words from its title.",
             "mark the milk one done",
@@ -1172,7 +1189,7 @@ _COMPLETE_PATTERNS = [
     ),
 ]
 _COMPLETE_LOOSE = [
-    re.compile(r"(?:done|finished|completed)\s*(?:with\s+|:\s*|-\s*)(?P<ref>.+)", _I),
+    re.compile(r"(?:(?:i'?m|i\s+am)\s+)?(?:done|finished|completed)\s*(?:with\s+|:\s*|-\s*)(?P<ref>.+)", _I),
     re.compile(r"(?:i\s+)?(?:just\s+|have\s+|'ve\s+)?(?:finished|completed)\s+(?P<ref>.+)", _I),
     re.compile(r"(?P<ref>.+?)\s+(?:is|are)\s+(?:now\s+|all\s+)?(?:done|complete|completed|finished)", _I),
     re.compile(r"(?P<ref>.+?)\s*(?:-|:)?\s+(?:done|finished|completed)", _I),
@@ -1617,6 +1634,13 @@ _THANKS = re.compile(
     r"|ok\s+thanks|great\s+thanks|thanks\s+a\s+lot|much\s+appreciated)(?:[\s,!.]+(?:a\s+lot|so\s+much|very\s+much|!))?[\s!.]*",
     _I,
 )
+# "I'm done", "that's all", "bye": the person is leaving, not naming a task called "im"
+_SIGN_OFF = re.compile(
+    r"(?:(?:ok|okay|alright|cool)[\s,]+)?(?:(?:i'?m|i\s+am|we'?re|we\s+are)\s+(?:all\s+)?(?:done|finished|good|set)"
+    r"(?:\s+(?:here|now|for\s+(?:now|today|tonight|the\s+day)))?|that'?s\s+(?:all|it|everything)(?:\s+for\s+(?:now|today))?"
+    r"|(?:good)?bye|good\s*night|see\s+(?:you|ya)|cya|nothing(?:\s+(?:else|more))?)(?:[\s,!.]+(?:thanks|thank\s+you|bye))?[\s!.]*",
+    _I,
+)
 _POLITE_HEAD = re.compile(
     r"^(?:(?:hey|hi|ok|okay|so|um|uh|yes|yeah|yep|sure|please|pls|plz|can\s+you|could\s+you|would\s+you|will\s+you|kindly"
     r"|i\s+want\s+(?:you\s+)?to|i'?d\s+like\s+(?:you\s+)?to|i\s+would\s+like\s+(?:you\s+)?to|i\s+wanna|let'?s|lets)"
@@ -1642,7 +1666,7 @@ def _parse_short(text: str) -> Intent | None:
         return Confirm(int(match["n"]) if match["n"] else None)
     if _DENY.fullmatch(text):
         return Deny()
-    if _THANKS.fullmatch(text):
+    if _THANKS.fullmatch(text) or _SIGN_OFF.fullmatch(text):
         return Thanks()
     match = _SELECT_ORDINAL.fullmatch(text)
     if match:
@@ -1690,6 +1714,9 @@ def _parse(utterance: str, *, now: datetime, tz: ZoneInfo) -> Intent:
     short = _parse_short(text)
     if short is not None:
         return short
+    asked = _parse_asking(text, now, tz, question)
+    if asked is not None:
+        return asked
     if _REMIND_TO.fullmatch(text):
         return _parse_add(text, now) or _unknown(text, now, question)
     explicit = _parse_explicit_act(text, now)
@@ -1707,9 +1734,54 @@ def _parse(utterance: str, *, now: datetime, tz: ZoneInfo) -> Intent:
     return intent if intent is not None else _unknown(text, now, question)
 
 
+# A question is answered (by listing) or declined, never turned into a change.
+_ASKING = re.compile(
+    r"(?:is|are|was|were|am|did|does|has(?!\s+to\b)|why|where|when|who|whose|how|what\s+(?:if|happens|about)"
+    r"|(?:can|could|may|should|shall|do)\s+(?:i|we))\b",
+    _I,
+)
+_ASK_HOW = re.compile(r"how\s+(?:do|can|could|should|would|to)\b.*", _I)
+_ASK_MAY = re.compile(r"(?:can|could|may|should|shall)\s+(?:i|we)\s+(?:please\s+)?(?P<rest>\S.*)", _I)
+_ASK_DONE = re.compile(
+    r"(?:is|are|was|were|has|have)\s+(?P<ref>.+?)\s+(?:been\s+)?(?:already\s+)?(?:done|finished|complete|completed"
+    r"|checked\s+off|ticked\s+off)(?:\s+(?:yet|already))?"
+    r"|did\s+(?:i|we)\s+(?:already\s+|ever\s+)?(?:finish|complete|do)\s+(?P<ref2>.+?)(?:\s+(?:yet|already))?",
+    _I,
+)
+_DONE_ASKED = re.compile(
+    r"(?P<ref>.+?)\s+(?:is|are)\s+(?:already\s+)?(?:done|finished|complete|completed)", _I
+)
+
+
+def _parse_asking(text: str, now: datetime, tz: ZoneInfo, question: bool) -> Intent | None:
+    """'is the report done?', 'how do I delete a task?': a listing, help, or an honest answer; no change."""
+    done = _ASK_DONE.fullmatch(text) or (_DONE_ASKED.fullmatch(text) if question else None)
+    if done is not None:
+        ref = _clean_ref(done["ref"] or done["ref2"] or "")
+        if ref and ref != "it" and not _BULK_REFS.fullmatch(ref):
+            return ListTasks(Filters(status="all", query=ref[:200]))
+    if not _ASKING.match(text):
+        return None
+    if _ASK_HOW.fullmatch(text):
+        return _parse_list(text, now, tz) or Help()
+    may = _ASK_MAY.fullmatch(text)
+    if may is not None and not _parse_list(text, now, tz):
+        return Unknown(
+            "A question never changes your tasks; to have it done, say it as a command.", may["rest"]
+        )
+    return _parse_list(text, now, tz) or _unknown(text, now, question=True)
+
+
 def _parse_loose(text: str) -> Intent | None:
+    if _LISTING_VERB.match(text):
+        return None  # "show all tasks including done" asks to see, never to change
     match = _DELETE.fullmatch(text)
     if match:
+        if _PRONOUN_CANCEL.fullmatch(text):
+            return Unknown(
+                "I can't undo a change. To delete a task, name it by words from its title.",
+                "delete the milk task",
+            )
         if _FIELD_OF.fullmatch(match["ref"]):
             return Unknown(
                 "That reads like a change to one of a task's fields, which I don't know how to make,"
@@ -1722,6 +1794,10 @@ def _parse_loose(text: str) -> Intent | None:
         if match:
             return _act("complete", match["ref"])
     return None
+
+
+_LISTING_VERB = re.compile(r"(?:show|list|display|view|see|find|search|what|which)\b", _I)
+_PRONOUN_CANCEL = re.compile(r"cancel\s+(?:it|that|this|that\s+one|this\s+one|the\s+last\s+one)", _I)
 
 
 _NOT_A_TASK = re.compile(

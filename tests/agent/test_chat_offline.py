@@ -315,6 +315,22 @@ CASES = [
         expect=(T("Buy milk"), T("Buy oat milk")),
         reply="Which task should I delete?",
     ),
+    case(
+        "add dentist tomorrow 3pm",
+        "move the dentist to monday 4pm",
+        "cancel that",
+        expect=T("Dentist", due="2026-11-30 16:00"),
+        reply="I can't undo a change.",
+    ),
+    # ------------------------------------------------------------------- questions change nothing
+    case("im done", seeds=(seed("Swim lesson"),), expect=T("Swim lesson", done=False)),
+    case(
+        "is the report done?",
+        seeds=(seed("Write report"), seed("Read report", done=True)),
+        expect=(T("Write report", done=False), T("Read report", done=True)),
+        reply="- ✓ Read report",
+    ),
+    case("how do i mark a task done?", seeds=(seed("Write report"),), expect=T("Write report", done=False)),
     # --------------------------------------------------------------------------- bulk deletes
     case("delete all tasks", "yes, delete all 3", seeds=THREE, expect=(), reply="Deleted 3 tasks."),
     case(
