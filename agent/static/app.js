@@ -5,7 +5,7 @@ import { initChat, resetChat, useExample } from "./chat.js";
 import { $, icon } from "./dom.js";
 import { liveUpdates } from "./live.js";
 import { dismissNewestToast, notifications, reminderToast } from "./notify.js";
-import { applyEvent, applyToolResult, initTasks, loadTasks, resetTasks } from "./tasks.js";
+import { applyEvent, applyToolResult, initTasks, loadTasks, resetTasks, retryFailedLoad } from "./tasks.js";
 
 const STATUS_TEXT = {
   connecting: "connecting",
@@ -120,6 +120,7 @@ function start() {
     },
     onOpen({ resumed }) {
       if (!resumed) loadTasks(); // events before this socket opened are not replayed: refetch
+      else retryFailedLoad(); // resumed after an outage that a list load (or a filter change) ran into
     },
     onUnauthorized() {
       auth.required(auth.token ? "That token was not accepted (expired or wrong). Paste a new one." : "");

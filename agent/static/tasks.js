@@ -311,6 +311,11 @@ export async function loadTasks({ more = false } = {}) {
   }
 }
 
+/** Reload if the last load failed: the server is back, and what is shown may not match the filters. */
+export function retryFailedLoad() {
+  if (state.error) loadTasks();
+}
+
 /** Forget everything (after sign-out). */
 export function resetTasks() {
   state.generation += 1;

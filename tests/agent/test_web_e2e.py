@@ -29,7 +29,7 @@ FLAGS = [
 ]
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page, Route
+    from playwright.async_api import Browser, Page, Route, WebSocketRoute
 
 pytestmark = [
     pytest.mark.browser,
@@ -168,3 +168,38 @@ async def test_an_empty_list_offers_examples_for_the_message_box(app_url: str, b
     await expect(page.get_by_test_id("chat-input")).to_have_value("add buy milk tomorrow at 9am #errands")
     await expect(page.get_by_test_id("chat-input")).to_be_focused()
     assert errors == []
+
+
+async def test_a_list_load_that_failed_in_an_outage_is_redone_when_the_socket_resumes(
+    app_url: str, browser: Browser
+) -> None:
+    from playwright.async_api import expect
+
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        done = (await http.post("/api/tasks", json={"title": "Water the plants"})).json()
+        assert (await http.post(f"/api/tasks/{done['id']}/complete")).status_code == 200
+    sockets: list[WebSocketRoute] = []
+
+    def through(ws: WebSocketRoute) -> None:
+        sockets.append(ws)
+        ws.connect_to_server()
+
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    await page.route_web_socket("**/ws/tasks*", through)
+    await page.goto(app_url)
+    await expect(page.get_by_test_id("ws-status")).to_have_text("live", timeout=10_000)
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        await http.post("/api/tasks", json={"title": "Call the bank"})
+    await expect(page.get_by_test_id("task-row").filter(has_text="Call the bank")).to_be_visible()
+
+    # The server is out of reach: the filter's load fails, and the socket drops.
+    await page.route("**/api/tasks?*", lambda route: route.abort())
+    await page.get_by_test_id("filter-status").select_option("done")
+    await expect(page.get_by_test_id("tasks-error")).to_contain_text("Cannot reach the server")
+    await page.unroute("**/api/tasks?*")
+    await sockets[-1].close()  # it reconnects, resuming after the last event it saw
+
+    await expect(page.get_by_test_id("ws-status")).to_have_text("live", timeout=10_000)
+    assert len(sockets) == 2
+    await expect(page.get_by_test_id("tasks-error")).to_be_hidden(timeout=5_000)
+    await expect(page.get_by_test_id("task-title")).to_have_text(["Water the plants"])
