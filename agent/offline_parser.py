@@ -256,6 +256,7 @@ _OFFSET = (
 _REPEAT = (
     r"(?:(?:every|each)\s+(?:other\s+)?(?:day|weekday|workday|business\s+day|weekend|week|fortnight|month|year"
     r"|morning|evening|night"
+    rf"|(?:first|second|third|fourth|last|[1-4](?:st|nd|rd|th))\s+{_WD_ANY}(?:\s+of\s+(?:the|every|each)\s+month)?"
     rf"|{_WD_ANY}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*|\s+){_WD_ANY})*"
     rf"|\d{{1,3}}\s+(?:days?|weeks?|months?|years?)(?:\s+on\s+{_WD_ANY}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_ANY})*)?)"
     r"|daily|weekly|biweekly|bi-weekly|fortnightly|monthly|yearly|annually|hourly"
@@ -295,6 +296,10 @@ _TYPOS = {
     "tak": "task", "tsk": "task", "overdew": "overdue", "ovedue": "overdue",
 }  # fmt: skip
 _TYPO_RE = re.compile(r"\b(" + "|".join(sorted(_TYPOS, key=len, reverse=True)) + r")\b", _I)
+# "5:30p", "at 7a" -> "5:30pm", "at 7am"
+_SHORT_MERIDIEM = re.compile(
+    r"(?<![\w:.])((?:1[0-2]|0?[1-9]):[0-5]\d|(?<=\bat )(?:1[0-2]|0?[1-9]))([ap])(?![\w.'])", _I
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u2060\ufeff]")
 _QUOTES = str.maketrans(
     {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00ab": '"', "\u00bb": '"'}
@@ -564,7 +569,7 @@ def _repeat(raw: str) -> _Repeat:
     text = re.sub(r"\b" + _WD_ABBR + r"\b", full, text)
     weekday = None
     found = re.search(_WD_FULL, text)
-    if found and "last" not in text and "first" not in text:
+    if found and not re.search(r"\b(?:last|first|second|third|fourth|\d(?:st|nd|rd|th))\b", text):
         weekday = found[0]
     return _Repeat(text + until, time_words, weekday, month_day)
 
@@ -871,6 +876,10 @@ def _window_key(raw: str) -> str:
     key = re.sub(r"\s+s$", "", key).removeprefix("the ")
     if key in {"today", "tonight"}:
         return "today"
+    if re.fullmatch(rf"(?:this|coming)\s+{_WD_FULL}", key):
+        return key.split()[-1]
+    if re.fullmatch(rf"next\s+{_WD_FULL}", key):
+        return key
     if key.startswith("next") and "week" not in key and "month" not in key:
         return "next 7 days"
     if key in {"upcoming", "coming up", "soon"}:
@@ -919,24 +928,27 @@ def _window(name: str, now: datetime, tz: ZoneInfo) -> tuple[str | None, str | N
     if name == "next 7 days":
         _, end = _day_bounds(today + timedelta(days=7), tz)
         return _iso(today.replace(microsecond=0)), _iso(end), "in the next 7 days"
-    weekday = _WD_BY_ABBR.get(name, name)
+    following = name.startswith(
+        "next "
+    )  # "next friday": the first Friday after today, as the server reads it
+    weekday = _WD_BY_ABBR.get(name, name).removeprefix("next ")
     if weekday in _WD_NAMES:
-        ahead = (_WD_NAMES.index(weekday) - today.weekday()) % 7
+        ahead = (_WD_NAMES.index(weekday) - today.weekday()) % 7 or (7 if following else 0)
         start, end = _day_bounds(today + timedelta(days=ahead), tz)
-        return _iso(start), _iso(end), f"on {weekday.capitalize()}"
+        return _iso(start), _iso(end), f"{'next' if following else 'on'} {weekday.capitalize()}"
     return None, None, name
 
 
 _LIST_WINDOW = re.compile(
     r"\b(?:due\s+|for\s+|on\s+)?(today'?s?|tonight|tomorrow'?s?|this\s+week'?s?|the\s+week|next\s+week|(?:this|next)\s+month"
     r"|this\s+weekend|the\s+weekend|upcoming|coming\s+up|soon|(?:the\s+)?next\s+(?:7|seven|few)\s+days"
-    rf"|{_WD_FULL})\b",
+    rf"|(?:(?:next|this|coming)\s+)?{_WD_FULL})\b",
     _I,
 )
 # "due before friday", "by tomorrow", "after monday": one side of a named window.
 _LIST_BOUND = re.compile(
     r"\b(?:due\s+)?(?P<rel>before|after|by|until|till)\s+(?P<w>today|tonight|tomorrow|next\s+week|next\s+month"
-    rf"|this\s+weekend|the\s+weekend|{_WD_FULL})\b",
+    rf"|this\s+weekend|the\s+weekend|(?:next\s+)?{_WD_FULL})\b",
     _I,
 )
 _LIST_STATUS_DONE = re.compile(
@@ -1702,6 +1714,7 @@ def _parse(utterance: str, *, now: datetime, tz: ZoneInfo) -> Intent:
             f"That message is too long for me (over {MAX_INPUT} characters); please send one short command."
         )
     text = _TYPO_RE.sub(lambda m: _TYPOS[m[0].lower()], text)
+    text = _SHORT_MERIDIEM.sub(lambda m: m[1] + m[2].lower() + "m", text)
     short = _parse_short(text)
     if short is not None:
         return short

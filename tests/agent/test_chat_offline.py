@@ -152,6 +152,11 @@ CASES = [
         "add water plants every sunday morning",
         expect=T("Water plants", due="2026-11-29 09:00", repeat="every Sunday"),
     ),
+    case(
+        "add book club every 3rd thursday at 7pm",
+        expect=T("Book club", due="2026-12-17 19:00", repeat="monthly on the third Thursday"),
+    ),
+    case("add gym tomorrow 5:30p", expect=T("Gym", due="2026-11-28 17:30")),
     # ------------------------------------------------------------------------- time zones
     case(
         "add call grandma tomorrow 10am",
@@ -200,6 +205,12 @@ CASES = [
         seeds=(seed("Buy milk", due="tomorrow"), seed("Call mom", due="2026-12-10 09:00")),
         expect=(T("Buy milk", due="2026-11-28 09:00"), T("Call mom", due="2026-12-10 09:00")),
         reply="due before Friday:\n- Buy milk",
+    ),
+    case(
+        "show tasks due next friday",
+        seeds=(seed("Buy milk", due="5pm"), seed("Call mom", due="2026-12-04 09:00")),
+        expect=(T("Buy milk"), T("Call mom")),
+        reply="You have 1 open task due next Friday:\n- Call mom",
     ),
     # ------------------------------------------------------------------------ one task, by words
     case(
