@@ -593,6 +593,10 @@ _REMIND_TO = re.compile(
     rf"(?:\s+(?P<when>{_DUE_PREFIX}{_DATETIME}))?\s+(?:to|that\s+i\s+(?:need|have)\s+to)\s+(?P<body>\S.*)",
     _I,
 )
+_REMIND_BARE = re.compile(
+    rf"(?:remind\s+me|(?:set|add|create)\s+(?:a|an|me\s+a)\s+reminder)(?:\s+(?:for\s+)?{_DUE_PREFIX}{_DATETIME})?",
+    _I,
+)
 _NEED_TO = re.compile(
     r"(?:i\s+(?:need|have|want|must|should|gotta|got)\s+to|i\s+must|i\s+should|need\s+to|have\s+to"
     r"|remember\s+to|don'?t\s+(?:let\s+me\s+)?forget\s+(?:to|about)|do\s+not\s+forget\s+to)\s+(?P<body>\S.*)",
@@ -1161,6 +1165,11 @@ def _act(action: Action, raw_ref: str, changes: Changes | None = None) -> Intent
             f"Which task should I {verb}? Name it by words from its title.",
             f"{'mark the milk one done' if action == 'complete' else verb + ' the milk task'}",
         )
+    if ref.lower() in _ORDINALS and ref.lower() != "last":
+        return Unknown(  # "delete the first one" outside a "which one?": no list to count in
+            f"Which task should I {verb}? Name it by words from its title.",
+            f"{'mark the milk one done' if action == 'complete' else verb + ' the milk task'}",
+        )
     several = not raw_ref.lstrip().startswith(('"', "'")) and _SEVERAL_REF.match(raw_ref.strip())
     if several or _BULK_REFS.fullmatch(ref) or ref.lower() in {"tasks", "todos", "everything", "all tasks"}:
         return Unknown(
@@ -1250,7 +1259,14 @@ _DUE_SET_PATTERNS = [
         _I,
     ),
 ]
-_DUE_SET_LOOSE = frozenset(_DUE_SET_PATTERNS[-2:])
+# "make it friday", "actually make it 6pm": the task just talked about (a date, checked below)
+_DUE_SET_PATTERNS.append(
+    re.compile(
+        r"(?:make|set|move|change|switch)\s+(?P<ref>it|that|this|that\s+one|this\s+one)\s+(?:to\s+|for\s+)?(?P<when>.+)",
+        _I,
+    )
+)
+_DUE_SET_LOOSE = frozenset(_DUE_SET_PATTERNS[-3:])
 _DUE_CLEAR = re.compile(
     r"(?:clear|remove|delete|drop|unset)\s+(?:the\s+)?(?:due\s*(?:date|time)?|deadline)\s+(?:of|from|for|on)\s+(?P<ref>.+)",
     _I,
@@ -1654,7 +1670,7 @@ _SIGN_OFF = re.compile(
     _I,
 )
 _POLITE_HEAD = re.compile(
-    r"^(?:(?:hey|hi|ok|okay|so|um|uh|yes|yeah|yep|sure|please|pls|plz|can\s+you|could\s+you|would\s+you|will\s+you|kindly"
+    r"^(?:(?:hey|hi|ok|okay|so|um|uh|yes|yeah|yep|sure|actually|oops|oh|sorry|instead|please|pls|plz|can\s+you|could\s+you|would\s+you|will\s+you|kindly"
     r"|i\s+want\s+(?:you\s+)?to|i'?d\s+like\s+(?:you\s+)?to|i\s+would\s+like\s+(?:you\s+)?to|i\s+wanna|let'?s|lets)"
     r"[\s,]+)+(?=\S)",
     _I,
@@ -1730,6 +1746,8 @@ def _parse(utterance: str, *, now: datetime, tz: ZoneInfo) -> Intent:
     asked = _parse_asking(text, now, tz, question)
     if asked is not None:
         return asked
+    if _REMIND_BARE.fullmatch(text):
+        return Unknown("What should I remind you about?", "remind me to call mom at 6pm")
     if _REMIND_TO.fullmatch(text):
         return _parse_add(text, now) or _unknown(text, now, question)
     explicit = _parse_explicit_act(text, now)
@@ -1815,7 +1833,7 @@ _PRONOUN_CANCEL = re.compile(r"cancel\s+(?:it|that|this|that\s+one|this\s+one|th
 
 _NOT_A_TASK = re.compile(
     r"(?:what|who|why|how|when|where|which|is|are|am|was|can|could|would|will|should|do|does|did|tell|explain|write"
-    r"|the|a|an|my|your|it|this|that|there|here|weather|hello|hi"
+    r"|the|a|an|my|your|it|this|that|there|here|weather|hello|hi|no|nope|not|instead|rather|actually|remind"
     r"|ignore|forget|pretend|act|you|i'?m|i\s+am|translate|calculate|give"
     r"|show|list|display|find|search|what'?s|tasks?|todos?|anything|everything)\b",
     _I,

@@ -333,6 +333,18 @@ CASES = [
         expect=T("Dentist", due="2026-11-30 16:00"),
         reply="I can't undo a change.",
     ),
+    case("add dentist tomorrow 3pm", "actually make it 4pm", expect=T("Dentist", due="2026-11-28 16:00")),
+    case(
+        "no, friday",
+        seeds=(seed("Dentist", due="tomorrow 3pm"),),
+        expect=T("Dentist", due="2026-11-28 15:00"),
+    ),
+    case(
+        "add call mom",
+        "remind me in 10 min",
+        expect=T("Call mom", remind=None),
+        reply="What should I remind you about?",
+    ),
     # ------------------------------------------------------------------- questions change nothing
     case("im done", seeds=(seed("Swim lesson"),), expect=T("Swim lesson", done=False)),
     case(

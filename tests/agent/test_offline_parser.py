@@ -89,6 +89,8 @@ CASES: list[tuple[str, Intent]] = [
         AddSeveral((Add("Call mom", tags=("family",), due="6pm"), Add("Pay rent", due="monday"))),
     ),
     ("add tasks:", Unknown("Which tasks should I add?", "add tasks: milk, eggs, bread")),
+    ("remind me in 10 min", Unknown("What should I remind you about?", "remind me to call mom at 6pm")),
+    ("set a reminder for 5pm", Unknown("What should I remind you about?", "remind me to call mom at 6pm")),
     ("add water plants every sunday morning", Add("Water plants", due="sunday 9am", repeat="every sunday")),
     ("add review every friday afternoon", Add("Review", due="friday 3pm", repeat="every friday")),
     (
@@ -246,6 +248,8 @@ CASES: list[tuple[str, Intent]] = [
     ("move the report up to high priority", change("report", priority="high")),
     ("reschedule the trip to paris to next monday", change("trip to paris", due="next monday")),
     ("postpone report until tomorrow", change("report", due="tomorrow")),
+    ("make it friday", change("it", due="friday")),  # not a new task "Make it"
+    ("actually make it 6pm", change("it", due="6pm")),
     ("change milk to tomorrow", change("milk", due="tomorrow")),
     ("clear the due date of milk", change("milk", due="")),
     ("make the report urgent", change("report", priority="urgent")),
@@ -368,6 +372,9 @@ def test_a_bare_task_gets_an_add_suggestion() -> None:
         "mark all of today's tasks done",
         "complete all tasks tagged work",
         "move the overdue ones to friday",
+        "no, friday",
+        "delete the first one",
+        "mark the 2nd task done",
     ],
 )
 def test_vague_or_bulk_changes_are_not_guessed(utterance: str) -> None:
