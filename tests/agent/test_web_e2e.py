@@ -203,3 +203,20 @@ async def test_a_list_load_that_failed_in_an_outage_is_redone_when_the_socket_re
     assert len(sockets) == 2
     await expect(page.get_by_test_id("tasks-error")).to_be_hidden(timeout=5_000)
     await expect(page.get_by_test_id("task-title")).to_have_text(["Water the plants"])
+
+
+async def test_the_history_list_fits_on_a_phone(app_url: str, browser: Browser) -> None:
+    from playwright.async_api import expect
+
+    page, errors = await open_page(browser, app_url, width=375, height=740)
+    await page.get_by_test_id("chat-input").fill("add pick up the dry cleaning")
+    await page.get_by_test_id("chat-send").click()
+    await expect(page.locator("#chat-log")).to_have_attribute("aria-busy", "false", timeout=10_000)
+    await page.get_by_test_id("chat-history").locator("summary").click()
+    item = page.get_by_test_id("history-item")
+    await expect(item).to_have_count(1)
+    for box in (await page.locator(".history-pop").bounding_box(), await item.bounding_box()):
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= 375, box
+    assert errors == []
