@@ -220,3 +220,26 @@ async def test_the_history_list_fits_on_a_phone(app_url: str, browser: Browser) 
         assert box["x"] >= 0
         assert box["x"] + box["width"] <= 375, box
     assert errors == []
+
+
+async def test_a_reminder_on_a_phone_leaves_the_message_box_free(app_url: str, browser: Browser) -> None:
+    from playwright.async_api import expect
+
+    page, errors = await open_page(browser, app_url, width=375, height=740)
+    remind_at = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0) + timedelta(seconds=1)
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        created = await http.post("/api/tasks", json={"title": "Stretch", "remind": remind_at.isoformat()})
+        assert created.status_code == 201
+    toast = page.get_by_test_id("toast").filter(has_text="Stretch")
+    await expect(toast).to_be_visible(timeout=8_000)
+    await page.wait_for_timeout(300)  # its entrance animation
+    box = await toast.bounding_box()
+    composer = await page.locator("#composer").bounding_box()
+    assert box is not None and composer is not None
+    assert box["y"] + box["height"] <= composer["y"] or box["y"] >= composer["y"] + composer["height"], (
+        box,
+        composer,
+    )
+    await page.get_by_test_id("chat-input").click()  # not intercepted by the toast
+    await expect(page.get_by_test_id("chat-input")).to_be_focused()
+    assert errors == []
