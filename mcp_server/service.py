@@ -608,7 +608,11 @@ def _apply_schedule(
         if due.strip() == "" and patching:
             task.due_at = None
         else:
-            task.due_at = _when("due", due, tz=tz, now=now)
+            # A day without a time keeps the task's time of day ("move the dentist to friday").
+            keep = DEFAULT_TIME
+            if patching and task.due_at is not None:
+                keep = task.due_at.astimezone(tz).time().replace(tzinfo=None)
+            task.due_at = _when("due", due, tz=tz, now=now, default_time=keep)
     if task.recurrence and task.due_at is None:
         task.due_at = recurrence.first_occurrence(
             task.recurrence, tz=tz, after=now, default_time=DEFAULT_TIME

@@ -247,7 +247,11 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
         add_tags: Annotated[list[str] | None, Field(description="Tags to add.")] = None,
         remove_tags: Annotated[list[str] | None, Field(description="Tags to remove.")] = None,
         due: Annotated[
-            str | None, Field(description="New due time (words or ISO); empty string clears it.")
+            str | None,
+            Field(
+                description="New due time (words or ISO); a day alone keeps the task's time of day; "
+                "empty string clears it."
+            ),
         ] = None,
         remind: Annotated[
             str | None, Field(description="New reminder time or offset ('30 minutes before'); '' clears it.")

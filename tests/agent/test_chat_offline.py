@@ -250,9 +250,14 @@ CASES = [
         expect=T("Dentist", due="2026-11-27 15:00"),
     ),
     case(
+        "move the dentist to monday",  # a day alone keeps the task's time
+        seeds=(seed("Dentist", due="tomorrow 3pm"),),
+        expect=T("Dentist", due="2026-11-30 15:00"),
+    ),
+    case(
         "postpone report until tomorrow",
         seeds=(seed("Report", due="6pm"),),
-        expect=T("Report", due="2026-11-28 09:00"),
+        expect=T("Report", due="2026-11-28 18:00"),
     ),
     case("clear the due date of milk", seeds=MILK_AND_MOM, expect=(T("Buy milk", due=None), T("Call mom"))),
     case("make the report urgent", seeds=(seed("Report"),), expect=T("Report", priority="urgent")),

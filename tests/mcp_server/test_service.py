@@ -293,6 +293,26 @@ async def test_reminder_offset_follows_the_due_date(service: TaskService, new_ca
     assert no_due.due is None and no_due.remind_at is None and no_due.remind_before_minutes is None
 
 
+async def test_a_new_day_without_a_time_keeps_the_tasks_time_of_day(
+    service: TaskService, new_caller: NewCaller
+) -> None:
+    caller = new_caller("America/New_York")  # the clock: Friday 2026-11-27, 10:00 in New York
+    task = await service.create(caller, add("Dentist", due="2026-11-30 16:15"))
+    wednesday = await service.update(caller, task.id, TaskPatch(due="wednesday"))
+    assert wednesday.due == datetime(2026, 12, 2, 16, 15, tzinfo=NEW_YORK)
+    dated = await service.update(caller, task.id, TaskPatch(due="2026-12-10"))
+    assert dated.due == datetime(2026, 12, 10, 16, 15, tzinfo=NEW_YORK)
+    across_dst = await service.update(caller, task.id, TaskPatch(due="2027-03-15"))
+    assert across_dst.due == datetime(2027, 3, 15, 16, 15, tzinfo=NEW_YORK)  # the same wall time
+    timed = await service.update(caller, task.id, TaskPatch(due="tomorrow 9am"))
+    assert timed.due == datetime(2026, 11, 28, 9, 0, tzinfo=NEW_YORK)
+    undated = await service.create(caller, add("Haircut"))
+    first_day = await service.update(caller, undated.id, TaskPatch(due="friday"))
+    assert first_day.due == datetime(2026, 12, 4, 9, 0, tzinfo=NEW_YORK)  # no time to keep: 9am
+    new = await service.create(caller, add("Plumber", due="friday"))
+    assert new.due == datetime(2026, 12, 4, 9, 0, tzinfo=NEW_YORK)
+
+
 async def test_repeating_task_starts_a_series(service: TaskService, new_caller: NewCaller) -> None:
     caller = new_caller("America/New_York")
     task = await service.create(caller, add("Stand-up", repeat="every weekday at 9:30"))
