@@ -243,3 +243,28 @@ async def test_a_reminder_on_a_phone_leaves_the_message_box_free(app_url: str, b
     await page.get_by_test_id("chat-input").click()  # not intercepted by the toast
     await expect(page.get_by_test_id("chat-input")).to_be_focused()
     assert errors == []
+
+
+# What a control shows is in the name it is announced by, so "click History" works by voice (WCAG 2.5.3).
+LABEL_NOT_IN_NAME = """() => [...document.querySelectorAll("button, summary, a, [role=button]")]
+  .filter((el) => el.getClientRects().length && el.hasAttribute("aria-label"))
+  .map((el) => [el.innerText.replace(/\\s+/g, " ").trim().toLowerCase().replace(/^#/, ""),
+                el.getAttribute("aria-label").toLowerCase()])
+  .filter(([shown, name]) => shown && !name.includes(shown))"""
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+async def test_every_labelled_control_is_named_by_what_it_shows(
+    app_url: str, browser: Browser, width: int
+) -> None:
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        await http.post("/api/tasks", json={"title": "Buy milk", "tags": ["errands"], "priority": "high"})
+    from playwright.async_api import expect
+
+    page, errors = await open_page(browser, app_url, width=width)
+    await expect(page.get_by_test_id("task-row")).to_have_count(1)
+    assert await page.evaluate(LABEL_NOT_IN_NAME) == []
+    if width < 700:
+        await page.get_by_test_id("tab-tasks").click()
+        assert await page.evaluate(LABEL_NOT_IN_NAME) == []
+    assert errors == []
