@@ -112,8 +112,13 @@ function compareTitle(a, b) {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/** Open tasks before done ones, as the server lists both. */
+const compareOpenFirst = (a, b) => Number(a.completed) - Number(b.completed);
+
 /** The server's order (see TaskService._order); "created"/"updated" are newest first. */
 function compare(a, b) {
+  const section = compareOpenFirst(a, b);
+  if (section) return section;
   switch (state.filters.sort) {
     case "priority":
       return comparePriority(a, b) || compareDue(a, b) || compareId(a, b);
@@ -147,9 +152,16 @@ function place(task) {
   }
   if (index < 0) state.total += 1;
   let at;
-  if (state.filters.sort === "created") at = index >= 0 ? index : 0;
-  else if (state.filters.sort === "updated") at = 0;
-  else {
+  if (state.filters.sort === "created" || state.filters.sort === "updated") {
+    // Newest first within its section: a changed task goes to the top of it, a new one too;
+    // by creation, a task that stays in its section keeps its place.
+    const top = state.rows.findIndex((r) => compareOpenFirst(task, r) <= 0);
+    at = top < 0 ? state.rows.length : top;
+    const before = state.rows[index - 1];
+    const after = state.rows[index];
+    const stays = index >= 0 && (!before || compareOpenFirst(before, task) <= 0) && (!after || compareOpenFirst(task, after) <= 0);
+    if (state.filters.sort === "created" && stays) at = index;
+  } else {
     at = state.rows.findIndex((r) => compare(task, r) < 0);
     if (at < 0) at = state.rows.length;
   }

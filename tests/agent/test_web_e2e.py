@@ -155,6 +155,34 @@ async def test_chat_adds_completes_and_reminds_live(app_url: str) -> None:
             await browser.close()
 
 
+async def test_a_listing_of_open_and_done_tasks_keeps_the_open_ones_first_as_they_change(
+    app_url: str, browser: Browser
+) -> None:
+    from playwright.async_api import expect
+
+    async with httpx.AsyncClient(base_url=app_url, timeout=10) as http:
+        ids = {}
+        for title in ("Bake bread", "Air the room", "Call the bank"):
+            ids[title] = (await http.post("/api/tasks", json={"title": title})).json()["id"]
+        page, errors = await open_page(browser, app_url)
+        titles = page.get_by_test_id("task-title")
+        await page.get_by_test_id("filter-status").select_option("all")
+        await page.get_by_test_id("filter-sort").select_option("title")
+        await expect(titles).to_have_text(["Air the room", "Bake bread", "Call the bank"])
+        await http.post(f"/api/tasks/{ids['Air the room']}/complete")
+        await expect(titles).to_have_text(["Bake bread", "Call the bank", "Air the room"])
+        await page.get_by_test_id("filter-sort").select_option("updated")
+        await expect(titles).to_have_text(["Call the bank", "Bake bread", "Air the room"])
+        await http.post(f"/api/tasks/{ids['Bake bread']}/complete")  # the newest change of the done ones
+        await expect(titles).to_have_text(["Call the bank", "Bake bread", "Air the room"])
+        await http.patch(f"/api/tasks/{ids['Air the room']}", json={"title": "Air the rooms"})
+        await expect(titles).to_have_text(["Call the bank", "Air the rooms", "Bake bread"])
+        await page.get_by_test_id("filter-sort").select_option("title")  # fetched again from the server
+        await page.get_by_test_id("filter-sort").select_option("updated")
+        await expect(titles).to_have_text(["Call the bank", "Air the rooms", "Bake bread"])
+    assert errors == []
+
+
 async def test_an_empty_list_offers_examples_for_the_message_box(app_url: str, browser: Browser) -> None:
     from playwright.async_api import expect
 
