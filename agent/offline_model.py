@@ -60,6 +60,7 @@ from agent.offline_parser import (
     Intent,
     ListTasks,
     Select,
+    Skip,
     Thanks,
     Unknown,
     parse,
@@ -482,6 +483,8 @@ def _flow(intent: Intent, context: _Context, index: int, depth: int) -> _Flow:
         return _act_flow(intent, context, index)
     if isinstance(intent, BulkDelete):
         return _bulk_ask_flow(intent, context)
+    if isinstance(intent, Skip):
+        return _skip_flow(intent, context, index)
     if isinstance(intent, Select):
         return _select_flow(intent, context, _pending_before(context, index, depth))
     if isinstance(intent, Confirm):
@@ -541,6 +544,10 @@ def _list_flow(intent: ListTasks, context: _Context) -> _Flow:
     page = _page(result)
     if page is None:
         return _Reply(f"I couldn't list your tasks: {result.error or 'the answer was not a task list'}")
+    if intent.ask == "when":
+        return _when_reply(page, intent.filters.query or "", context.clock)
+    if intent.ask == "finished":
+        return _finished_reply(page, intent.window or "then", context.clock)
     what = _describe(intent.filters, intent.window)
     if not page.tasks:
         hint = ' Add one with "add buy milk tomorrow at 9am".' if what == "open tasks" else ""
@@ -551,6 +558,35 @@ def _list_flow(intent: ListTasks, context: _Context) -> _Flow:
         lines.append(f"...and {more} more.")
     header = f"You have {page.total} {what if page.total != 1 else _singular(what)}:"
     return _Reply(header + "\n" + "\n".join(lines))
+
+
+def _when_reply(page: _Page, query: str, clock: _Clock) -> _Reply:
+    """'when is the dentist?': the due time of the one task found, or the tasks to choose from."""
+    matches = _narrow(page.tasks, query)
+    if not matches:
+        return _Reply(f'I couldn\'t find a task matching {_quote(query)}. Say "show all" to see your tasks.')
+    if len(matches) > 1:
+        lines = [_line(task, clock) for task in matches[:SHOWN]]
+        return _Reply(f"{len(matches)} tasks match {_quote(query)}:\n" + "\n".join(lines))
+    task = matches[0]
+    if task.due is None:
+        return _Reply(f"{_quote(task.title)} has no due date.")
+    if task.completed:
+        return _Reply(f"{_quote(task.title)} is done; it was due {_when(task.due, clock)}.")
+    late = ", which has passed" if task.due < clock.now else ""
+    return _Reply(f"{_quote(task.title)} is due {_when(task.due, clock)}{late}.")
+
+
+def _finished_reply(page: _Page, asked: str, clock: _Clock) -> _Reply:
+    """'what did I finish yesterday': no filter knows when a task was completed, so say so."""
+    text = f"I can't tell which tasks were completed {asked}: I can't look tasks up by completion time."
+    if not page.tasks:
+        return _Reply(text + " You have no completed tasks.")
+    lines = [_line(task, clock) for task in page.tasks[:SHOWN]]
+    more = page.total - len(lines)
+    if more > 0:
+        lines.append(f"...and {more} more.")
+    return _Reply(f"{text} Your completed tasks, most recently changed first:\n" + "\n".join(lines))
 
 
 def _singular(what: str) -> str:
@@ -664,6 +700,9 @@ def _act_flow(act: Act, context: _Context, index: int) -> _Flow:
         if others and act.action == "reopen":
             return _Reply(_already(others, "not marked done"))
         matches, total = others, len(others)
+    parts = _parts(act.ref) if act.action == "complete" else []
+    if not matches and len(parts) > 1:  # "mark milk and eggs done": no task is called that, so each
+        return (yield from _complete_each(parts, context))
     if not matches:
         state = {"complete": "open ", "reopen": "completed "}.get(act.action, "")
         return _Reply(
@@ -672,6 +711,77 @@ def _act_flow(act: Act, context: _Context, index: int) -> _Flow:
     if len(matches) > 1:
         return _ask_which(act, matches, total, context.clock)
     return (yield from _apply(act, matches[0], context))
+
+
+def _skip_flow(intent: Skip, context: _Context, index: int) -> _Flow:
+    """No tool skips one time, so say what can be done instead and change nothing."""
+    if intent.ref == "it":
+        recent = _recent_task(context, index)
+        matches = [recent] if recent is not None else []
+    elif "list_tasks" in context.tools:
+        (result,) = yield [
+            _Call("list_tasks", {"query": intent.ref, "status": "open", "limit": SEARCH_LIMIT})
+        ]
+        matches = _narrow((_page(result) or _Page((), 0)).tasks, intent.ref)
+    else:
+        return _missing("list_tasks")
+    if len(matches) != 1:
+        found = f"{len(matches)} open tasks match" if matches else "No open task matches"
+        name = "it" if intent.ref == "it" else _quote(intent.ref)
+        return _Reply(
+            f"I can't skip a task just this once, and I changed nothing. {found} {name}; "
+            'name one by words from its title to mark it done or move it, e.g. "move the gym to tomorrow".'
+        )
+    task = matches[0]
+    name = _quote(task.title)
+    ref = intent.ref  # the person's own words, which find this task again
+    if task.repeat_text or task.repeat:
+        how = f" (it repeats {task.repeat_text})" if task.repeat_text else " (it repeats)"
+        return _Reply(
+            f"I can't skip {name} just this once{how}, so I changed nothing. To move on to the next one, "
+            f'say "mark {ref} done" (the next occurrence then comes), '
+            f'or move this one: "move {ref} to tomorrow".'
+        )
+    return _Reply(
+        f'I can\'t skip {name}, so I changed nothing. You can move it ("move {ref} to tomorrow"), '
+        f'mark it done ("mark {ref} done") or delete it ("delete {ref}").'
+    )
+
+
+def _parts(ref: str) -> list[str]:
+    """'milk, eggs and the bread one' -> ['milk', 'eggs', 'bread'] (at most SHOWN names)."""
+    parts = re.split(r"\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*", ref, flags=re.IGNORECASE)
+    cleaned = [
+        re.sub(r"^(?:the|my)\s+|\s+(?:one|task)$", "", part.strip(), flags=re.IGNORECASE) for part in parts
+    ]
+    return [part for part in cleaned if _words(part)][:SHOWN]
+
+
+def _complete_each(parts: Sequence[str], context: _Context) -> _Flow:
+    """Mark each named task done, only when every name finds exactly one open task."""
+    results = yield [
+        _Call("list_tasks", {"query": part, "status": "open", "limit": SEARCH_LIMIT}) for part in parts
+    ]
+    found: list[_Task] = []
+    problems: list[str] = []
+    for part, result in zip(parts, results, strict=True):
+        matches = _narrow((_page(result) or _Page((), 0)).tasks, part)
+        if len(matches) == 1 and matches[0] not in found:
+            found.append(matches[0])
+        else:
+            problems.append(f"{len(matches) or 'no'} open tasks match {_quote(part)}")
+    if problems:
+        return _Reply(
+            f'I changed nothing: {"; ".join(problems)}. Name one task at a time, e.g. "mark {parts[0]} done".'
+        )
+    outcomes = yield [_Call("complete_task", {"task_id": task.id}) for task in found]
+    done = [_quote(task.title) for task, outcome in zip(found, outcomes, strict=True) if outcome.ok]
+    text = f"Marked {', '.join(done[:-1])} and {done[-1]} done." if len(done) > 1 else ""
+    text = text or (f"Marked {done[0]} done." if done else "")
+    failed = [outcome.error for outcome in outcomes if not outcome.ok]
+    if failed:
+        text += f" {_plural(len(failed), 'task')} could not be marked done: {failed[0]}"
+    return _Reply(text.strip())
 
 
 def _already(tasks: Sequence[_Task], state: str) -> str:

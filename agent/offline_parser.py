@@ -101,6 +101,16 @@ class ListTasks:
 
     filters: Filters = field(default_factory=Filters)
     window: str | None = None
+    ask: Literal["when", "finished"] | None = None
+    """'when': answer 'when is the dentist?' with due times; 'finished': 'what did I finish yesterday',
+    which no filter answers (there is none by completion time), so `window` holds the words asked."""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """'skip the gym today': not this time. Never a change; the answer says what can be done instead."""
+
+    ref: str
 
 
 @dataclass(frozen=True)
@@ -194,7 +204,7 @@ class Unknown:
 
 
 Intent: TypeAlias = (
-    Add | AddSeveral | ListTasks | Act | BulkDelete | Select | Confirm | Deny | Help | Thanks | Unknown
+    Add | AddSeveral | ListTasks | Act | BulkDelete | Skip | Select | Confirm | Deny | Help | Thanks | Unknown
 )
 
 
@@ -876,8 +886,16 @@ def _iso(moment: datetime) -> str:
 
 
 def _window_key(raw: str) -> str:
-    key = " ".join(raw.lower().replace("'", " ").split())
+    key = " ".join(raw.lower().replace("'", " ").replace(",", " ").replace(".", " ").split())
     key = re.sub(r"\s+s$", "", key).removeprefix("the ")
+    ahead = re.fullmatch(
+        r"(?:with)?(?:in\s+)?(?:the\s+)?next\s+(\S+)\s+(day|week)s?|within\s+(\S+)\s+(day|week)s?", key
+    )
+    count = _number(ahead[1] or ahead[3]) if ahead else None
+    if ahead and count:
+        return f"next {min(count * (7 if 'week' in (ahead[2] or ahead[4]) else 1), 3660)} days"
+    if key in {"eow", "eom"} or key.startswith("end of"):
+        return "end of month" if key == "eom" or key.endswith("month") else "end of week"
     if key in {"today", "tonight"}:
         return "today"
     if re.fullmatch(rf"(?:this|coming)\s+{_WD_FULL}", key):
@@ -929,9 +947,29 @@ def _window(name: str, now: datetime, tz: ZoneInfo) -> tuple[str | None, str | N
         start, _ = _day_bounds(first, tz)
         _, end = _day_bounds(first + timedelta(days=6 - first.weekday()), tz)
         return _iso(start), _iso(end), "this weekend"
-    if name == "next 7 days":
-        _, end = _day_bounds(today + timedelta(days=7), tz)
-        return _iso(today.replace(microsecond=0)), _iso(end), "in the next 7 days"
+    days = re.fullmatch(r"next (\d+) days", name)
+    if days:
+        _, end = _day_bounds(today + timedelta(days=int(days[1])), tz)
+        label = "in the next " + ("day" if days[1] == "1" else f"{days[1]} days")
+        return _iso(today.replace(microsecond=0)), _iso(end), label
+    if name in {"end of week", "end of month"}:
+        after, before, _ = _window(name.replace("end of", "this"), now, tz)
+        return after, before, "the " + name.replace("end of", "end of the")
+    dated = re.fullmatch(
+        r"(?P<m>[a-z]{3})[a-z]*\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?(?:\s+(?P<y>\d{4}))?"
+        r"|(?P<d2>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>[a-z]{3})[a-z]*(?:\s+(?P<y2>\d{4}))?",
+        name,
+    )
+    months = [month[:3].lower() for month in _MONTH_NAMES[1:]]
+    if dated and (dated["m"] or dated["m2"]) in months:
+        month, day = months.index(dated["m"] or dated["m2"]) + 1, int(dated["d"] or dated["d2"])
+        year = int(dated["y"] or dated["y2"] or today.year)
+        if not dated["y"] and not dated["y2"] and (month, day) < (today.month, today.day):
+            year += 1  # "dec 5" in late December: next year's
+        if day <= calendar.monthrange(year, month)[1]:
+            first, last = _day_bounds(datetime(year, month, day, tzinfo=tz), tz)
+            suffix = f" {year}" if year != today.year else ""
+            return _iso(first), _iso(last), f"on {_MONTH_NAMES[month]} {day}{suffix}"
     following = name.startswith(
         "next "
     )  # "next friday": the first Friday after today, as the server reads it
@@ -946,13 +984,16 @@ def _window(name: str, now: datetime, tz: ZoneInfo) -> tuple[str | None, str | N
 _LIST_WINDOW = re.compile(
     r"\b(?:due\s+|for\s+|on\s+)?(today'?s?|tonight|tomorrow'?s?|this\s+week'?s?|the\s+week|next\s+week|(?:this|next)\s+month"
     r"|this\s+weekend|the\s+weekend|upcoming|coming\s+up|soon|(?:the\s+)?next\s+(?:7|seven|few)\s+days"
+    rf"|(?:(?:with)?in\s+)?(?:the\s+)?next\s+{_NUM}\s+(?:days?|weeks?)|within\s+{_NUM}\s+(?:days?|weeks?)"
+    rf"|{_MONTH}\.?\s+\d{{1,2}}{_ORD}?(?:,?\s+\d{{4}})?|\d{{1,2}}{_ORD}?\s+(?:of\s+)?{_MONTH}(?:,?\s+\d{{4}})?"
     rf"|(?:(?:next|this|coming)\s+)?{_WD_FULL})\b",
     _I,
 )
 # "due before friday", "by tomorrow", "after monday": one side of a named window.
 _LIST_BOUND = re.compile(
-    r"\b(?:due\s+)?(?P<rel>before|after|by|until|till)\s+(?P<w>today|tonight|tomorrow|next\s+week|next\s+month"
-    rf"|this\s+weekend|the\s+weekend|(?:next\s+)?{_WD_FULL})\b",
+    r"\b(?:due\s+)?(?:(?P<rel>before|after|by|until|till)\s+|(?=(?:the\s+)?end\s+of\s|eo[wm]\b))"
+    r"(?P<w>today|tonight|tomorrow|next\s+week|next\s+month|(?:the\s+)?end\s+of\s+(?:the\s+|this\s+)?(?:week|month)"
+    rf"|eow|eom|this\s+weekend|the\s+weekend|(?:next\s+)?{_WD_FULL})\b",
     _I,
 )
 _LIST_STATUS_DONE = re.compile(
@@ -1003,7 +1044,9 @@ def _take_bounds(work: str, now: datetime, tz: ZoneInfo, values: dict[str, objec
         start, end, label = _window(_window_key(bound["w"]), now, tz)
         if start is None or end is None:
             continue
-        rel = bound["rel"].lower()
+        rel = (bound["rel"] or "by").lower()
+        if rel == "before" and label.startswith("the end of"):
+            rel = "by"  # "before the end of the week": by then
         first = datetime.fromisoformat(start)
         if rel == "before" and label.startswith("on ") and first.date() == now.astimezone(tz).date():
             first += timedelta(days=7)  # "before friday" on a Friday: the next one
@@ -1083,8 +1126,23 @@ def _parse_filters(
     return filters, window, leftover, found
 
 
+# "what did I finish yesterday": asks about completion time, which no list_tasks filter has
+_DONE_WHEN = re.compile(
+    r"(?:what|which|show|list|tasks?|todos?|everything|anything)\b.*\b(?:did|have|i'?ve|i)\s+(?:i\s+|we\s+)?"
+    r"(?:complete|completed|finish|finished|do|done|did|get\s+done|got\s+done|tick(?:ed)?\s+off|check(?:ed)?\s+off)"
+    r"\s+(?P<when>yesterday|today|tonight|this\s+(?:week|month|morning)|last\s+(?:week|month|night)|recently"
+    r"|lately|so\s+far(?:\s+this\s+(?:week|month))?)",
+    _I,
+)
+
+
 def _parse_list(text: str, now: datetime, tz: ZoneInfo) -> Intent | None:
     low = text.lower().rstrip("?!. ")
+    finished = _DONE_WHEN.fullmatch(low)
+    if finished is not None:
+        return ListTasks(
+            Filters(status="done", sort="updated"), " ".join(finished["when"].split()), "finished"
+        )
     match = _SEARCH.fullmatch(text.rstrip("?!. "))
     if match:
         query = _clean_ref(match["q"])
@@ -1750,7 +1808,7 @@ def _parse(utterance: str, *, now: datetime, tz: ZoneInfo) -> Intent:
         return Unknown("What should I remind you about?", "remind me to call mom at 6pm")
     if _REMIND_TO.fullmatch(text):
         return _parse_add(text, now) or _unknown(text, now, question)
-    explicit = _parse_explicit_act(text, now)
+    explicit = _parse_explicit_act(text, now) or _parse_skip(text) or _parse_off_list(text)
     if explicit is not None:
         return explicit
     if _ADD_VERB.fullmatch(text) or _PUT_ON_LIST.fullmatch(text):
@@ -1779,6 +1837,11 @@ _ASK_DONE = re.compile(
     r"|did\s+(?:i|we)\s+(?:already\s+|ever\s+)?(?:finish|complete|do)\s+(?P<ref2>.+?)(?:\s+(?:yet|already))?",
     _I,
 )
+_ASK_WHEN = re.compile(
+    r"(?:when(?:'s|\s+is|\s+are|\s+was|\s+do\s+i\s+have)|what\s+(?:time|day|date)\s+is)\s+(?P<ref>.+?)"
+    r"(?:\s+(?:due|happening|scheduled|set\s+for|again))?",
+    _I,
+)
 _DONE_ASKED = re.compile(
     r"(?P<ref>.+?)\s+(?:is|are)\s+(?:already\s+)?(?:done|finished|complete|completed)", _I
 )
@@ -1786,6 +1849,13 @@ _DONE_ASKED = re.compile(
 
 def _parse_asking(text: str, now: datetime, tz: ZoneInfo, question: bool) -> Intent | None:
     """'is the report done?', 'how do I delete a task?': a listing, help, or an honest answer; no change."""
+    when = _ASK_WHEN.fullmatch(text)
+    if when is not None:
+        ref = _clean_ref(when["ref"])
+        if ref == "it":
+            return Unknown("Which task do you mean? Name it by words from its title.", "when is the dentist?")
+        if ref and not _BULK_REFS.fullmatch(ref) and not _parse_list(ref, now, tz):
+            return ListTasks(Filters(status="all", query=ref[:200]), ask="when")
     done = _ASK_DONE.fullmatch(text) or (_DONE_ASKED.fullmatch(text) if question else None)
     if done is not None:
         ref = _clean_ref(done["ref"] or done["ref2"] or "")
@@ -1801,6 +1871,46 @@ def _parse_asking(text: str, now: datetime, tz: ZoneInfo, question: bool) -> Int
             "A question never changes your tasks; to have it done, say it as a command.", may["rest"]
         )
     return _parse_list(text, now, tz) or _unknown(text, now, question=True)
+
+
+_SKIP = re.compile(
+    r"(?:(?:i'?ll|i\s+will|i'?m|i\s+am|we'?ll|i'?m\s+going\s+to|i'?m\s+gonna|gonna)\s+)?"
+    r"(?:skip|skipping|pass\s+on|sit\s+out)\s+(?P<ref>.+)",
+    _I,
+)
+_SKIP_WHEN = re.compile(
+    r"\s+(?:this\s+(?:time|once|one\s+time)|(?:just\s+)?(?:for\s+)?(?:now|once|today|tonight)"
+    r"|this\s+(?:week|month|morning|evening))$",
+    _I,
+)
+
+
+def _parse_skip(text: str) -> Intent | None:
+    """'skip the gym today': not this time, which is no tool's job; never a task called 'Skip ...'."""
+    match = _SKIP.fullmatch(text)
+    if match is None:
+        return None
+    ref = _SKIP_WHEN.sub("", match["ref"])
+    when = _WHEN_AT_END.search(" " + ref)
+    ref = _clean_ref(ref if when is None or when.start() == 0 else (" " + ref)[: when.start()])
+    if not ref or _BULK_REFS.fullmatch(ref):
+        return Unknown("Which task do you want to skip? Name it by words from its title.", "skip the gym")
+    return Skip(ref[:200])
+
+
+# "take milk off my list", "remove milk from my list": one task, unless the words name several
+_OFF_LIST = re.compile(
+    r"(?:take|remove|delete|drop|erase|scratch|get\s+rid\s+of)\s+(?P<ref>.+?)\s+(?:off|from|out\s+of)\s+"
+    r"(?:(?:my|the)\s+)?(?:todo\s+|to-do\s+|task\s+)?(?:list|todos?|to-dos?|tasks)",
+    _I,
+)
+
+
+def _parse_off_list(text: str) -> Intent | None:
+    match = _OFF_LIST.fullmatch(text)
+    if match is None or _BULK_CUE.search(match["ref"]) or re.search(rf"#|\b{_FIELD}\b", match["ref"], _I):
+        return None
+    return _act("delete", match["ref"])
 
 
 def _parse_loose(text: str) -> Intent | None:

@@ -24,6 +24,7 @@ from agent.offline_parser import (
     Intent,
     ListTasks,
     Select,
+    Skip,
     Thanks,
     Unknown,
     parse,
@@ -326,6 +327,43 @@ CASES: list[tuple[str, Intent]] = [
             "delete the milk task",
         ),
     ),
+    ("when is the dentist?", ListTasks(Filters(status="all", query="dentist"), ask="when")),
+    ("when's the dentist due", ListTasks(Filters(status="all", query="dentist"), ask="when")),
+    ("what time is my yoga class", ListTasks(Filters(status="all", query="yoga class"), ask="when")),
+    # ------------------------------------------------------------------ no filter by completion time: said so
+    ("what did I complete yesterday", ListTasks(Filters(**DONE_SORT), "yesterday", "finished")),  # type: ignore[arg-type]
+    ("what did I finish this week", ListTasks(Filters(**DONE_SORT), "this week", "finished")),  # type: ignore[arg-type]
+    ("what have I done today?", ListTasks(Filters(**DONE_SORT), "today", "finished")),  # type: ignore[arg-type]
+    ("completed tasks due this week", listing("this week", THIS_WEEK, **DONE_SORT)),
+    # ------------------------------------------------------------------ more listing windows
+    (
+        "what's due in the next 3 days",
+        listing("in the next 3 days", ("2026-11-27T10:00:00-05:00", "2026-11-30T23:59:59-05:00")),
+    ),
+    (
+        "what is due within 2 weeks",
+        listing("in the next 14 days", ("2026-11-27T10:00:00-05:00", "2026-12-11T23:59:59-05:00")),
+    ),
+    (
+        "what's due on dec 5",
+        listing("on December 5", ("2026-12-05T00:00:00-05:00", "2026-12-05T23:59:59-05:00")),
+    ),
+    (
+        "tasks due 3rd of january",
+        listing("on January 3 2027", ("2027-01-03T00:00:00-05:00", "2027-01-03T23:59:59-05:00")),
+    ),
+    ("what's due by the end of the week", listing("by the end of the week", due_before=THIS_WEEK[1])),
+    ("what's due end of month", listing("by the end of the month", due_before="2026-11-30T23:59:59-05:00")),
+    # ------------------------------------------------------------------ skip once: not a task "Skip ..."
+    ("skip the gym today", Skip("gym")),
+    ("I'll skip yoga tomorrow morning", Skip("yoga")),
+    ("skip it this time", Skip("it")),
+    ("add skip rope", Add("Skip rope")),
+    # ------------------------------------------------------------------ one task off the list
+    ("take milk off my list", Act("delete", "milk")),
+    ("remove milk from my list", Act("delete", "milk")),
+    ("take the milk task off the list", Act("delete", "milk")),
+    ("remove everything from my list", BulkDelete()),
 ]
 
 UNKNOWN = [
