@@ -11,7 +11,15 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 4_000
@@ -167,10 +175,20 @@ class TaskQuery(BaseModel):
     due_before: Phrase | None = None
     due_after: Phrase | None = None
     overdue: bool | None = None
+    done_after: Phrase | None = None
+    done_before: Phrase | None = None
     query: Text | None = Field(None, max_length=QUERY_MAX)
     sort: SortKey = "due"
     limit: int = Field(20, ge=1, le=PAGE_MAX)
     cursor: Text | None = Field(None, max_length=200)
+
+    @model_validator(mode="after")
+    def _completion_means_done(self) -> TaskQuery:
+        """Only done tasks have a completion time: with `done_after`/`done_before`, "open" (the
+        default) lists the done ones ("what did I finish this week")."""
+        if (self.done_after or self.done_before) and self.status == "open":
+            self.status = "done"
+        return self
 
 
 class TaskOut(BaseModel):

@@ -497,6 +497,18 @@ class TaskService:
         if query.due_after:
             after = _when("due_after", query.due_after, tz=tz, now=now, default_time=START_OF_DAY)
             conditions.append(and_(col(Task.due_at).is_not(None), col(Task.due_at) >= after))
+        if query.done_after:
+            after = _when("done_after", query.done_after, tz=tz, now=now, default_time=START_OF_DAY)
+            if after > now:  # 'monday' is the coming one, like a due date's
+                raise InvalidInput(
+                    "done_after",
+                    f"{query.done_after!r} is in the future, and tasks are completed in the past; "
+                    "say 'last monday', 'yesterday', '7 days ago' or a date",
+                )
+            conditions.append(col(Task.completed_at) >= after)
+        if query.done_before:
+            before = _when("done_before", query.done_before, tz=tz, now=now, default_time=END_OF_DAY)
+            conditions.append(col(Task.completed_at) <= before)
         if query.overdue:
             conditions.append(and_(col(Task.completed).is_(False), col(Task.due_at) < now))
         if query.query and query.query.strip():

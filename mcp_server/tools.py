@@ -206,6 +206,16 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
         overdue: Annotated[
             bool | None, Field(description="Only open tasks whose due time has passed.")
         ] = None,
+        done_after: Annotated[
+            str | None,
+            Field(
+                description="Only tasks completed at or after this time, e.g. 'yesterday', 'last monday', "
+                "'7 days ago' or ISO; lists done tasks."
+            ),
+        ] = None,
+        done_before: Annotated[
+            str | None, Field(description="Only tasks completed at or before this time (words or ISO).")
+        ] = None,
         query: Annotated[str | None, Field(description="Words to find in the title or description.")] = None,
         sort: Annotated[
             SortKey, Field(description="due (default), priority, created, updated or title.")
@@ -222,6 +232,8 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
             due_before=due_before,
             due_after=due_after,
             overdue=overdue,
+            done_after=done_after,
+            done_before=done_before,
             query=query,
             sort=sort,
             limit=limit,

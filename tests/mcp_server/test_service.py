@@ -293,6 +293,34 @@ async def test_reminder_offset_follows_the_due_date(service: TaskService, new_ca
     assert no_due.due is None and no_due.remind_at is None and no_due.remind_before_minutes is None
 
 
+async def test_listing_by_completion_time(service: TaskService, new_caller: NewCaller, clock: Any) -> None:
+    caller = new_caller("America/New_York")  # the clock: Friday 2026-11-27, 10:00 in New York
+    made = {
+        title: await service.create(caller, add(title)) for title in ("Old", "Yesterday", "Today", "Open")
+    }
+    for title, when in (
+        ("Old", datetime(2026, 11, 20, 12, 0, tzinfo=NEW_YORK)),
+        ("Yesterday", datetime(2026, 11, 26, 23, 30, tzinfo=NEW_YORK)),
+        ("Today", datetime(2026, 11, 27, 0, 15, tzinfo=NEW_YORK)),
+    ):
+        clock.now = when.astimezone(UTC)
+        await service.complete(caller, made[title].id)
+    clock.now = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+
+    async def titles(**query: Any) -> list[str]:
+        return sorted(t.title for t in (await service.list_tasks(caller, TaskQuery(**query))).tasks)
+
+    assert await titles(done_after="today") == ["Today"]  # the status defaults to done here
+    assert await titles(done_after="yesterday", done_before="yesterday") == ["Yesterday"]
+    assert await titles(done_after="last monday") == ["Today", "Yesterday"]
+    with pytest.raises(InvalidInput, match=r"done_after: 'monday' is in the future.*'last monday'"):
+        await service.list_tasks(caller, TaskQuery(done_after="monday"))
+    assert await titles(done_before="2026-11-25", status="all") == ["Old"]
+    assert await titles(done_after="2026-11-01", status="done", query="old") == ["Old"]
+    with pytest.raises(InvalidInput, match="done_after"):
+        await service.list_tasks(caller, TaskQuery(done_after="the day after never"))
+
+
 async def test_a_new_day_without_a_time_keeps_the_tasks_time_of_day(
     service: TaskService, new_caller: NewCaller
 ) -> None:
