@@ -412,9 +412,18 @@ _Pending: TypeAlias = _Choose | _ConfirmBulk
 
 
 @dataclass(frozen=True)
+class _Shown:
+    """The tasks an answer listed, in the order shown, and how many more it only counted."""
+
+    tasks: tuple[_Task, ...]
+    more: int = 0
+
+
+@dataclass(frozen=True)
 class _Reply:
     text: str
     pending: _Pending | None = None
+    shown: _Shown | None = None
 
 
 _Flow: TypeAlias = Generator[list[_Call], list[_Result], _Reply]
@@ -464,12 +473,18 @@ def _plan(context: _Context, index: int, depth: int = 0) -> list[_Call] | _Reply
     return _drive(_flow(intent, context, index, depth), turn.steps)
 
 
-def _pending_before(context: _Context, index: int, depth: int) -> _Pending | None:
-    """What our answer to the previous user message was waiting for, if anything."""
+def _reply_before(context: _Context, index: int, depth: int) -> _Reply | None:
+    """Our answer to the previous user message, replayed from its recorded tool results."""
     if index == 0 or depth >= _REPLAY_DEPTH:
         return None
     outcome = _plan(context, index - 1, depth + 1)
-    return outcome.pending if isinstance(outcome, _Reply) else None
+    return outcome if isinstance(outcome, _Reply) else None
+
+
+def _pending_before(context: _Context, index: int, depth: int) -> _Pending | None:
+    """What our answer to the previous user message was waiting for, if anything."""
+    before = _reply_before(context, index, depth)
+    return before.pending if before is not None else None
 
 
 def _flow(intent: Intent, context: _Context, index: int, depth: int) -> _Flow:
@@ -480,7 +495,7 @@ def _flow(intent: Intent, context: _Context, index: int, depth: int) -> _Flow:
     if isinstance(intent, ListTasks):
         return _list_flow(intent, context)
     if isinstance(intent, Act):
-        return _act_flow(intent, context, index)
+        return _act_flow(intent, context, index, depth)
     if isinstance(intent, BulkDelete):
         return _bulk_ask_flow(intent, context)
     if isinstance(intent, Skip):
@@ -540,7 +555,8 @@ def _add_several_flow(intent: AddSeveral, context: _Context) -> _Flow:
 def _list_flow(intent: ListTasks, context: _Context) -> _Flow:
     if "list_tasks" not in context.tools:
         return _missing("list_tasks")
-    (result,) = yield [_Call("list_tasks", intent.filters.arguments(limit=SEARCH_LIMIT))]
+    limit = 1 if intent.ask == "next" else SEARCH_LIMIT
+    (result,) = yield [_Call("list_tasks", intent.filters.arguments(limit=limit))]
     page = _page(result)
     if page is None:
         return _Reply(f"I couldn't list your tasks: {result.error or 'the answer was not a task list'}")
@@ -548,16 +564,37 @@ def _list_flow(intent: ListTasks, context: _Context) -> _Flow:
         return _when_reply(page, intent.filters.query or "", context.clock)
     if intent.ask == "finished":
         return _finished_reply(page, intent.window or "then", context.clock)
+    if intent.ask == "next":
+        return _next_reply(page, context.clock)
     what = _describe(intent.filters, intent.window)
+    shown = _Shown(page.tasks[:SHOWN], max(0, page.total - SHOWN))
     if not page.tasks:
         hint = ' Add one with "add buy milk tomorrow at 9am".' if what == "open tasks" else ""
-        return _Reply(f"You have no {what}.{hint}")
-    lines = [_line(task, context.clock) for task in page.tasks[:SHOWN]]
-    more = page.total - len(lines)
-    if more > 0:
-        lines.append(f"...and {more} more.")
+        return _Reply(f"You have no {what}.{hint}", shown=shown)
+    lines = [_line(task, context.clock) for task in shown.tasks]
+    if shown.more:
+        lines.append(f"...and {shown.more} more.")
     header = f"You have {page.total} {what if page.total != 1 else _singular(what)}:"
-    return _Reply(header + "\n" + "\n".join(lines))
+    return _Reply(header + "\n" + "\n".join(lines), shown=shown)
+
+
+def _next_reply(page: _Page, clock: _Clock) -> _Reply:
+    """'what's next?': the open task due soonest (the listing is sorted by due, undated last)."""
+    if not page.tasks:
+        return _Reply('You have no open tasks. Add one with "add buy milk tomorrow at 9am".')
+    task = page.tasks[0]
+    if task.due is None and page.total == 1:
+        return _Reply(f"Your only open task, {_quote(task.title)}, has no due date.")
+    if task.due is None:
+        return _Reply(f"None of your {page.total} open tasks has a due date.")
+    shown = _Shown((task,))
+    if task.due < clock.now:
+        return _Reply(
+            f"The open task due soonest is {_quote(task.title)}: it was due {_when(task.due, clock)},"
+            " which has passed.",
+            shown=shown,
+        )
+    return _Reply(f"Your next task is {_quote(task.title)}, due {_when(task.due, clock)}.", shown=shown)
 
 
 def _when_reply(page: _Page, query: str, clock: _Clock) -> _Reply:
@@ -566,8 +603,9 @@ def _when_reply(page: _Page, query: str, clock: _Clock) -> _Reply:
     if not matches:
         return _Reply(f'I couldn\'t find a task matching {_quote(query)}. Say "show all" to see your tasks.')
     if len(matches) > 1:
-        lines = [_line(task, clock) for task in matches[:SHOWN]]
-        return _Reply(f"{len(matches)} tasks match {_quote(query)}:\n" + "\n".join(lines))
+        shown = _Shown(tuple(matches[:SHOWN]), max(0, len(matches) - SHOWN))
+        lines = [_line(task, clock) for task in shown.tasks]
+        return _Reply(f"{len(matches)} tasks match {_quote(query)}:\n" + "\n".join(lines), shown=shown)
     task = matches[0]
     if task.due is None:
         return _Reply(f"{_quote(task.title)} has no due date.")
@@ -582,11 +620,13 @@ def _finished_reply(page: _Page, asked: str, clock: _Clock) -> _Reply:
     text = f"I can't tell which tasks were completed {asked}: I can't look tasks up by completion time."
     if not page.tasks:
         return _Reply(text + " You have no completed tasks.")
-    lines = [_line(task, clock) for task in page.tasks[:SHOWN]]
-    more = page.total - len(lines)
-    if more > 0:
-        lines.append(f"...and {more} more.")
-    return _Reply(f"{text} Your completed tasks, most recently changed first:\n" + "\n".join(lines))
+    shown = _Shown(page.tasks[:SHOWN], max(0, page.total - SHOWN))
+    lines = [_line(task, clock) for task in shown.tasks]
+    if shown.more:
+        lines.append(f"...and {shown.more} more.")
+    return _Reply(
+        f"{text} Your completed tasks, most recently changed first:\n" + "\n".join(lines), shown=shown
+    )
 
 
 def _singular(what: str) -> str:
@@ -666,10 +706,22 @@ def _narrow(tasks: Sequence[_Task], ref: str) -> list[_Task]:
     return holding or list(tasks)
 
 
-def _act_flow(act: Act, context: _Context, index: int) -> _Flow:
+def _act_flow(act: Act, context: _Context, index: int, depth: int) -> _Flow:
     tool = _ACTION_TOOLS[act.action]
     if tool not in context.tools:
         return _missing(tool)
+    if act.position is not None:
+        before = _reply_before(context, index, depth)
+        if before is not None and before.shown is not None:
+            listed = _listed(act, before.shown)
+            if isinstance(listed, _Reply):
+                return listed
+            return (yield from _apply(act, listed, context))
+        if act.ref != "it":  # "the last one" with no listing before may still be the task just named
+            return _Reply(
+                f"Which task should I {_QUESTION_VERBS[act.action]}? I count from a list only right after "
+                f'showing one; name it by words from its title, e.g. "{_EXAMPLE_COMMANDS[act.action]}".'
+            )
     if act.ref == "it":
         recent = _recent_task(context, index)
         if recent is None:
@@ -711,6 +763,36 @@ def _act_flow(act: Act, context: _Context, index: int) -> _Flow:
     if len(matches) > 1:
         return _ask_which(act, matches, total, context.clock)
     return (yield from _apply(act, matches[0], context))
+
+
+def _listed(act: Act, shown: _Shown) -> _Task | _Reply:
+    """The task at `act.position` in the listing the person just saw, or why there is none."""
+    count = len(shown.tasks)
+    verb = _QUESTION_VERBS[act.action]
+    if act.position == -1 and shown.more:
+        return _Reply(
+            f"I showed only {count} of {count + shown.more} tasks, so I can't tell which is the last; "
+            f"I changed nothing. Name the one to {verb} by words from its title."
+        )
+    if not count:
+        return _Reply("The list I just showed has no tasks, so I changed nothing.")
+    position = count if act.position == -1 else act.position or 0
+    if not 1 <= position <= count:
+        return _Reply(
+            f"The list I just showed has only {_plural(count, 'task')}, so there is no"
+            f" {_ordinal(position)} one. I changed nothing."
+        )
+    task = shown.tasks[position - 1]
+    if act.action == "complete" and task.completed:
+        return _Reply(_already([task], "already done"))
+    if act.action == "reopen" and not task.completed:
+        return _Reply(_already([task], "not marked done"))
+    return task
+
+
+def _ordinal(number: int) -> str:
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(number, "th")
+    return f"{number}{suffix}"
 
 
 def _skip_flow(intent: Skip, context: _Context, index: int) -> _Flow:
@@ -801,7 +883,7 @@ def _ask_which(act: Act, matches: Sequence[_Task], total: int, clock: _Clock) ->
     text = f"{count} tasks match {_quote(act.ref)}. Which one should I {_QUESTION_VERBS[act.action]}?\n"
     text += "\n".join(lines)
     text += "\nReply with its number" + (", or be more specific." if total > len(shown) else ".")
-    return _Reply(text, pending=_Choose(act, shown))
+    return _Reply(text, pending=_Choose(act, shown), shown=_Shown(shown, max(0, count - len(shown))))
 
 
 def _apply(act: Act, task: _Task, context: _Context) -> _Flow:

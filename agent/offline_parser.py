@@ -101,9 +101,10 @@ class ListTasks:
 
     filters: Filters = field(default_factory=Filters)
     window: str | None = None
-    ask: Literal["when", "finished"] | None = None
+    ask: Literal["when", "finished", "next"] | None = None
     """'when': answer 'when is the dentist?' with due times; 'finished': 'what did I finish yesterday',
-    which no filter answers (there is none by completion time), so `window` holds the words asked."""
+    which no filter answers (there is none by completion time), so `window` holds the words asked;
+    'next': 'what's next?', answered with the one open task due soonest."""
 
 
 @dataclass(frozen=True)
@@ -148,11 +149,14 @@ class Changes:
 
 @dataclass(frozen=True)
 class Act:
-    """Do something to ONE task named by its words (`ref`), or by a pronoun ('it') or its id."""
+    """Do something to ONE task named by its words (`ref`), or by a pronoun ('it') or its id.
+
+    `position` (1-based, -1 for the last) is a place in the listing just shown: 'the first one'."""
 
     action: Action
     ref: str
     changes: Changes = field(default_factory=Changes)
+    position: int | None = None
 
 
 @dataclass(frozen=True)
@@ -1209,6 +1213,13 @@ _SEVERAL_REF = re.compile(
 )
 
 
+_POSITION_REF = re.compile(
+    r"(?:the\s+)?(?P<o>first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last|1st|2nd|3rd|[4-9]th"
+    r"|10th)(?:\s+(?:one|task|todo|to-do|item))?",
+    _I,
+)
+
+
 def _act(action: Action, raw_ref: str, changes: Changes | None = None) -> Intent:
     ref = _clean_ref(raw_ref)
     verb = {
@@ -1223,11 +1234,9 @@ def _act(action: Action, raw_ref: str, changes: Changes | None = None) -> Intent
             f"Which task should I {verb}? Name it by words from its title.",
             f"{'mark the milk one done' if action == 'complete' else verb + ' the milk task'}",
         )
-    if ref.lower() in _ORDINALS and ref.lower() != "last":
-        return Unknown(  # "delete the first one" outside a "which one?": no list to count in
-            f"Which task should I {verb}? Name it by words from its title.",
-            f"{'mark the milk one done' if action == 'complete' else verb + ' the milk task'}",
-        )
+    place = _POSITION_REF.fullmatch(raw_ref.strip(" .,!?;:"))
+    if place is not None:  # "the first one": the model counts in the listing just shown ("last": or 'it')
+        return Act(action, ref, changes or Changes(), position=_ORDINALS[place["o"].lower()])
     several = not raw_ref.lstrip().startswith(('"', "'")) and _SEVERAL_REF.match(raw_ref.strip())
     if several or _BULK_REFS.fullmatch(ref) or ref.lower() in {"tasks", "todos", "everything", "all tasks"}:
         return Unknown(
@@ -1847,8 +1856,19 @@ _DONE_ASKED = re.compile(
 )
 
 
+# "what's next?", "when is my next task due": the open task due soonest, not a task with the word "next"
+_ASK_NEXT = re.compile(
+    r"(?:(?:what|when)(?:'?s|\s+is)\s+(?:(?:my|the)\s+)?(?:up\s+|due\s+)?next"
+    r"|what\s+(?:do\s+i\s+have|should\s+i\s+do)\s+next|(?:my\s+|the\s+)?next(?=\s+(?:task|thing|todo)))"
+    r"(?:\s+(?:task|thing|todo|to-do|item|one))?(?:\s+(?:due|up|on\s+my\s+list))?",
+    _I,
+)
+
+
 def _parse_asking(text: str, now: datetime, tz: ZoneInfo, question: bool) -> Intent | None:
     """'is the report done?', 'how do I delete a task?': a listing, help, or an honest answer; no change."""
+    if _ASK_NEXT.fullmatch(text):
+        return ListTasks(ask="next")
     when = _ASK_WHEN.fullmatch(text)
     if when is not None:
         ref = _clean_ref(when["ref"])

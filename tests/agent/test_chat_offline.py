@@ -75,6 +75,20 @@ def case(*says: str, expect: tuple[T, ...] | T = (), **options: Any) -> Case:
 MILK_AND_MOM = (seed("Buy milk", due="tomorrow 9am"), seed("Call mom"))
 TWO_MILKS = (seed("Buy milk", due="tomorrow 9am"), seed("Buy oat milk", due="next friday 3pm"))
 THREE = (seed("Buy milk"), seed("Call mom"), seed("Pay rent"))
+# "what's due this week" shows Buy milk, Pay rent, Call mom in this order; the dentist is next week
+WEEK = (
+    seed("Call mom", due="sunday 5pm"),
+    seed("Buy milk", due="tomorrow 9am"),
+    seed("Pay rent", due="saturday 6pm"),
+    seed("Dentist", due="tuesday 3pm"),
+)
+# the open task due soonest is "Call mom"; "Plan next steps" only has the word "next"
+UPCOMING = (
+    seed("Plan next steps", due="december 20"),
+    seed("Dentist", due="tuesday 3pm"),
+    seed("Call mom", due="monday 9am"),
+    seed("Buy milk"),
+)
 
 CASES = [
     # ------------------------------------------------------------------------------- adding
@@ -433,6 +447,113 @@ CASES = [
         seeds=(seed("Read report", done=True),),
         expect=T("Read report", done=True),
         reply="by completion time. Your completed tasks, most recently changed first:\n- ✓",
+    ),
+    # ------------------------------------------------------------- a place in the listing just shown
+    case(
+        "what's due this week",
+        "mark the first one done",
+        seeds=WEEK,
+        expect=(T("Buy milk", done=True), T("Pay rent", done=False), T("Call mom", done=False), T("Dentist")),
+    ),
+    case(
+        "what's due this week",
+        "delete the second one",
+        seeds=WEEK,
+        expect=(T("Buy milk"), T("Call mom"), T("Dentist")),
+        reply='Deleted "Pay rent".',
+    ),
+    case(
+        "what's due this week",
+        "move the 3rd one to monday",  # a day alone keeps the task's time
+        seeds=WEEK,
+        expect=(T("Call mom", due="2026-11-30 17:00"), T("Buy milk"), T("Pay rent"), T("Dentist")),
+    ),
+    case(
+        "what's due this week",
+        "the last one is done",
+        seeds=WEEK,
+        expect=(
+            T("Call mom", done=True),
+            T("Buy milk", done=False),
+            T("Pay rent", done=False),
+            T("Dentist", done=False),
+        ),
+    ),
+    case(
+        "what's due this week",
+        "delete the 5th one",
+        seeds=WEEK,
+        expect=(T("Call mom"), T("Buy milk"), T("Pay rent"), T("Dentist")),
+        reply="The list I just showed has only 3 tasks, so there is no 5th one. I changed nothing.",
+    ),
+    case(
+        "mark the first one done",
+        seeds=WEEK,
+        expect=(
+            T("Call mom", done=False),
+            T("Buy milk", done=False),
+            T("Pay rent", done=False),
+            T("Dentist", done=False),
+        ),
+        reply="Which task should I mark done?",
+    ),
+    case(
+        "what's due this week",
+        "thanks",
+        "delete the first one",  # the listing is not the previous turn's
+        seeds=WEEK,
+        expect=(T("Call mom"), T("Buy milk"), T("Pay rent"), T("Dentist")),
+        reply="Which task should I delete?",
+    ),
+    case("delete milk", "delete the second one", seeds=TWO_MILKS, expect=T("Buy milk")),
+    case(
+        "add buy milk",
+        "add call mom",
+        "the last one is done",  # no listing: the task just named
+        expect=(T("Buy milk", done=False), T("Call mom", done=True)),
+    ),
+    case(
+        "show all",
+        "delete the last one",  # ten of eleven shown: the last one is not on the screen
+        seeds=tuple(seed(f"Chore {number:02d}") for number in range(1, 12)),
+        expect=tuple(T(f"Chore {number:02d}") for number in range(1, 12)),
+        reply="I showed only 10 of 11 tasks",
+    ),
+    # --------------------------------------------------------------- the open task due soonest
+    case(
+        "what's next?",
+        seeds=UPCOMING,
+        expect=(T("Plan next steps"), T("Dentist"), T("Call mom"), T("Buy milk")),
+        reply='Your next task is "Call mom", due Mon 30 Nov, 09:00.',
+    ),
+    case(
+        "when is my next task due",
+        seeds=UPCOMING,
+        expect=(T("Plan next steps"), T("Dentist"), T("Call mom"), T("Buy milk")),
+        reply='Your next task is "Call mom", due Mon 30 Nov, 09:00.',
+    ),
+    case(
+        "what's next",
+        "mark it done",
+        seeds=UPCOMING,
+        expect=(
+            T("Plan next steps", done=False),
+            T("Dentist", done=False),
+            T("Call mom", done=True),
+            T("Buy milk", done=False),
+        ),
+    ),
+    case(
+        "what's next",
+        seeds=(seed("Buy milk"), seed("Call mom", due="2026-11-26T09:00")),
+        expect=(T("Buy milk"), T("Call mom")),
+        reply='"Call mom": it was due Thu 26 Nov, 09:00, which has passed.',
+    ),
+    case(
+        "whats next",
+        seeds=(seed("Buy milk"), seed("Call mom")),
+        expect=(T("Buy milk"), T("Call mom")),
+        reply="None of your 2 open tasks has a due date.",
     ),
     # ------------------------------------------------------------------ one task off the list; several done
     case("take milk off my list", seeds=MILK_AND_MOM, expect=T("Call mom"), reply='Deleted "Buy milk".'),

@@ -364,6 +364,21 @@ CASES: list[tuple[str, Intent]] = [
     ("remove milk from my list", Act("delete", "milk")),
     ("take the milk task off the list", Act("delete", "milk")),
     ("remove everything from my list", BulkDelete()),
+    # ------------------------------------------------------------------ a place in the listing just shown
+    ("mark the first one done", Act("complete", "first", position=1)),
+    ("delete the second one", Act("delete", "second", position=2)),
+    ("move the 3rd one to friday", Act("update", "3rd", Changes(due="friday"), position=3)),
+    ("mark the 2nd task done", Act("complete", "2nd", position=2)),
+    ("the last one is done", Act("complete", "it", position=-1)),  # no listing: the task just named
+    ("mark it done", done("it")),
+    # ------------------------------------------------------------------ the open task due soonest
+    ("when is my next task due", ListTasks(ask="next")),
+    ("what's next?", ListTasks(ask="next")),
+    ("what is due next", ListTasks(ask="next")),
+    (
+        "when is the next dentist appointment",
+        ListTasks(Filters(status="all", query="next dentist appointment"), ask="when"),
+    ),
 ]
 
 UNKNOWN = [
@@ -411,8 +426,6 @@ def test_a_bare_task_gets_an_add_suggestion() -> None:
         "complete all tasks tagged work",
         "move the overdue ones to friday",
         "no, friday",
-        "delete the first one",
-        "mark the 2nd task done",
     ],
 )
 def test_vague_or_bulk_changes_are_not_guessed(utterance: str) -> None:
