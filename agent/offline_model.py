@@ -616,17 +616,15 @@ def _when_reply(page: _Page, query: str, clock: _Clock) -> _Reply:
 
 
 def _finished_reply(page: _Page, asked: str, clock: _Clock) -> _Reply:
-    """'what did I finish yesterday': no filter knows when a task was completed, so say so."""
-    text = f"I can't tell which tasks were completed {asked}: I can't look tasks up by completion time."
+    """'what did I finish yesterday': the done tasks completed then, most recently changed first."""
     if not page.tasks:
-        return _Reply(text + " You have no completed tasks.")
+        return _Reply(f"You didn't complete any tasks {asked}.")
     shown = _Shown(page.tasks[:SHOWN], max(0, page.total - SHOWN))
     lines = [_line(task, clock) for task in shown.tasks]
     if shown.more:
         lines.append(f"...and {shown.more} more.")
-    return _Reply(
-        f"{text} Your completed tasks, most recently changed first:\n" + "\n".join(lines), shown=shown
-    )
+    count = f"{page.total} task" + ("" if page.total == 1 else "s")
+    return _Reply(f"You completed {count} {asked}:\n" + "\n".join(lines), shown=shown)
 
 
 def _singular(what: str) -> str:

@@ -81,11 +81,22 @@ class Filters:
     overdue: bool | None = None
     query: str | None = None
     sort: SortKey = "due"
+    done_after: str | None = None
+    done_before: str | None = None
 
     def arguments(self, limit: int = 20) -> dict[str, object]:
         """The `list_tasks` arguments (defaults left out, `limit` always given)."""
         args: dict[str, object] = {"status": self.status}
-        for key in ("priority", "tag", "due_before", "due_after", "overdue", "query"):
+        for key in (
+            "priority",
+            "tag",
+            "due_before",
+            "due_after",
+            "overdue",
+            "query",
+            "done_after",
+            "done_before",
+        ):
             value = getattr(self, key)
             if value is not None:
                 args[key] = value
@@ -1130,7 +1141,7 @@ def _parse_filters(
     return filters, window, leftover, found
 
 
-# "what did I finish yesterday": asks about completion time, which no list_tasks filter has
+# "what did I finish yesterday": done tasks by their completion time (list_tasks' done_after/done_before)
 _DONE_WHEN = re.compile(
     r"(?:what|which|show|list|tasks?|todos?|everything|anything)\b.*\b(?:did|have|i'?ve|i)\s+(?:i\s+|we\s+)?"
     r"(?:complete|completed|finish|finished|do|done|did|get\s+done|got\s+done|tick(?:ed)?\s+off|check(?:ed)?\s+off)"
@@ -1140,13 +1151,37 @@ _DONE_WHEN = re.compile(
 )
 
 
+def _completion_window(when: str, now: datetime) -> tuple[str, str | None]:
+    """ISO bounds of 'yesterday', 'this week', 'last month', 'recently'... for completion times."""
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    monday = today - timedelta(days=today.weekday())
+    first = today.replace(day=1)
+    end: datetime | None = None
+    if when == "yesterday":
+        start, end = today - timedelta(days=1), today - timedelta(microseconds=1)
+    elif when in ("today", "tonight", "this morning"):
+        start = today
+    elif when == "last night":
+        start, end = today - timedelta(hours=6), today + timedelta(hours=6)
+    elif when.endswith("week"):
+        start = monday - timedelta(days=7) if when.startswith("last") else monday
+        end = monday - timedelta(microseconds=1) if when.startswith("last") else None
+    elif when.endswith("month"):
+        start = (first - timedelta(days=1)).replace(day=1) if when.startswith("last") else first
+        end = first - timedelta(microseconds=1) if when.startswith("last") else None
+    else:  # recently, lately, so far
+        start = today - timedelta(days=7)
+    return start.isoformat(), None if end is None else end.isoformat()
+
+
 def _parse_list(text: str, now: datetime, tz: ZoneInfo) -> Intent | None:
     low = text.lower().rstrip("?!. ")
     finished = _DONE_WHEN.fullmatch(low)
     if finished is not None:
-        return ListTasks(
-            Filters(status="done", sort="updated"), " ".join(finished["when"].split()), "finished"
-        )
+        when = " ".join(finished["when"].split())
+        after, before = _completion_window(when, now.astimezone(tz))
+        filters = Filters(status="done", sort="updated", done_after=after, done_before=before)
+        return ListTasks(filters, when, "finished")
     match = _SEARCH.fullmatch(text.rstrip("?!. "))
     if match:
         query = _clean_ref(match["q"])

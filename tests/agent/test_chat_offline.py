@@ -443,10 +443,16 @@ CASES = [
         reply="You have 1 open task due on December 1:\n- Dentist",
     ),
     case(
-        "what did I complete yesterday",
+        "what did I complete yesterday",  # the seed was completed now, today
         seeds=(seed("Read report", done=True),),
         expect=T("Read report", done=True),
-        reply="by completion time. Your completed tasks, most recently changed first:\n- ✓",
+        reply="You didn't complete any tasks yesterday.",
+    ),
+    case(
+        "what have I done today?",
+        seeds=(seed("Read report", done=True), seed("Pay rent")),
+        expect=(T("Read report", done=True), T("Pay rent", done=False)),
+        reply="You completed 1 task today:\n- ✓ Read report",
     ),
     # ------------------------------------------------------------- a place in the listing just shown
     case(

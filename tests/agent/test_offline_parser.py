@@ -331,9 +331,38 @@ CASES: list[tuple[str, Intent]] = [
     ("when's the dentist due", ListTasks(Filters(status="all", query="dentist"), ask="when")),
     ("what time is my yoga class", ListTasks(Filters(status="all", query="yoga class"), ask="when")),
     # ------------------------------------------------------------------ no filter by completion time: said so
-    ("what did I complete yesterday", ListTasks(Filters(**DONE_SORT), "yesterday", "finished")),  # type: ignore[arg-type]
-    ("what did I finish this week", ListTasks(Filters(**DONE_SORT), "this week", "finished")),  # type: ignore[arg-type]
-    ("what have I done today?", ListTasks(Filters(**DONE_SORT), "today", "finished")),  # type: ignore[arg-type]
+    (
+        "what did I complete yesterday",
+        ListTasks(
+            Filters(
+                **DONE_SORT,
+                done_after="2026-11-26T00:00:00-05:00",
+                done_before="2026-11-26T23:59:59.999999-05:00",
+            ),  # type: ignore[arg-type]
+            "yesterday",
+            "finished",
+        ),
+    ),
+    (
+        "what did I finish this week",
+        ListTasks(Filters(**DONE_SORT, done_after="2026-11-23T00:00:00-05:00"), "this week", "finished"),  # type: ignore[arg-type]
+    ),
+    (
+        "what did I get done last month",
+        ListTasks(
+            Filters(
+                **DONE_SORT,
+                done_after="2026-10-01T00:00:00-04:00",
+                done_before="2026-10-31T23:59:59.999999-04:00",
+            ),  # type: ignore[arg-type]
+            "last month",
+            "finished",
+        ),
+    ),
+    (
+        "what have I done today?",
+        ListTasks(Filters(**DONE_SORT, done_after="2026-11-27T00:00:00-05:00"), "today", "finished"),  # type: ignore[arg-type]
+    ),
     ("completed tasks due this week", listing("this week", THIS_WEEK, **DONE_SORT)),
     # ------------------------------------------------------------------ more listing windows
     (
