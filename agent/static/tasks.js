@@ -21,6 +21,7 @@ const state = {
   touched: new Set(), // ids changed by events while a reload was in flight
   known: new Map(), // id -> {version, deleted, task}: newest state seen, from any source
   tags: new Set(),
+  reminded: new Map(), // id -> remindAt (ms) of the reminder.due event seen for it
   error: "",
 };
 const rowEls = new Map(); // id -> <li>
@@ -81,6 +82,10 @@ export function fromEvent(d, prev, changed) {
 }
 
 const isOverdue = (t, now = Date.now()) => !t.completed && t.due !== null && t.due < now;
+
+/** Its reminder time has passed, or its reminder.due arrived (the browser's clock may lag the server's). */
+const isReminded = (t, now = Date.now()) =>
+  t.remindAt !== null && (t.remindAt <= now || state.reminded.get(t.id) === t.remindAt);
 
 function matches(t, f = state.filters, now = Date.now()) {
   if (f.status === "open" && t.completed) return false;
@@ -222,9 +227,13 @@ export function applyEvent(event) {
       applyTask(fromEvent({ ...data, taskId: id }, prev, data.changed));
       break;
     }
-    case "reminder.due":
+    case "reminder.due": {
+      const remindAt = epochMs(data.remindAt) ?? state.rows.find((r) => r.id === id)?.remindAt;
+      if (remindAt !== null && remindAt !== undefined) state.reminded.set(id, remindAt);
+      render();
       ring(id);
       break;
+    }
     default:
       break;
   }
@@ -335,6 +344,7 @@ export function resetTasks() {
   state.total = 0;
   state.nextCursor = null;
   state.known.clear();
+  state.reminded.clear();
   state.loaded = false;
   state.loading = false;
   showError("");
@@ -424,7 +434,7 @@ function capitalize(text) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-function metaParts(task, overdue) {
+function metaParts(task, overdue, reminded) {
   const parts = [];
   if (task.due !== null) {
     parts.push(
@@ -459,8 +469,13 @@ function metaParts(task, overdue) {
     );
   }
   if (task.remindAt !== null) {
-    const when = `Reminder ${formatLong(task.remindAt)}`;
-    parts.push(h("span", { class: "chip bell", "data-testid": "task-reminder", role: "img", "aria-label": when, title: when }, icon("bell")));
+    const when = `${reminded ? "Reminded" : "Reminder"} at ${formatLong(task.remindAt)}`;
+    parts.push(
+      h("span", {
+        class: `chip bell${reminded ? " is-past" : ""}`, "data-testid": "task-reminder", role: "img",
+        "aria-label": when, title: when,
+      }, icon("bell")),
+    );
   }
   return parts;
 }
@@ -468,9 +483,10 @@ function metaParts(task, overdue) {
 function updateRow(li, task) {
   li.task = task;
   const overdue = isOverdue(task);
+  const reminded = isReminded(task);
   const day = startOfDay(Date.now()).getTime();
   const sig = JSON.stringify([task.title, task.completed, task.priority, task.tags, task.due, task.remindAt,
-    task.repeatText, task.version, overdue, day]);
+    task.repeatText, task.version, overdue, reminded, day]);
   if (li.sig === sig) return;
   li.sig = sig;
   const { check, title, meta, del } = li.parts;
@@ -482,7 +498,7 @@ function updateRow(li, task) {
   check.title = task.completed ? "Done — click to reopen" : "Mark done";
   del.setAttribute("aria-label", `Delete “${task.title}”`);
   del.title = "Delete";
-  meta.replaceChildren(...metaParts(task, overdue));
+  meta.replaceChildren(...metaParts(task, overdue, reminded));
 }
 
 function render() {
@@ -522,6 +538,33 @@ function render() {
   renderFooter();
   renderEmpty();
   renderTotal();
+  renderFilterCount();
+}
+
+/** How many filters narrow the list beyond the default (open tasks, anything else). */
+function activeFilterCount() {
+  const f = state.filters;
+  return [f.status !== "open", f.priority, f.due !== "any", cleanTag(f.tag), f.query.trim()].filter(Boolean).length;
+}
+
+function renderFilterCount() {
+  const count = activeFilterCount();
+  const el = $("filters-count");
+  el.replaceChildren();
+  if (count) el.append(String(count), h("span", { class: "visually-hidden", text: " active" }));
+}
+
+/** Phones fold the filters away behind the Filters button; wider screens always show them. */
+function setFiltersOpen(open) {
+  $("filters-toggle").setAttribute("aria-expanded", String(open));
+  $("tasks-pane").classList.toggle("filters-open", open);
+}
+
+/** Focus a filter field, or the Filters button when the panel is folded away. */
+function focusFilter(id) {
+  const field = $(id);
+  if (field.checkVisibility()) field.focus();
+  else $("filters-toggle").focus();
 }
 
 function renderTotal() {
@@ -621,7 +664,7 @@ function setTagFilter(tag) {
   $("filter-tag").value = tag;
   state.filters.tag = tag;
   loadTasks();
-  $("filter-tag").focus();
+  focusFilter("filter-tag");
 }
 
 function clearFilters() {
@@ -631,7 +674,7 @@ function clearFilters() {
   $("filter-tag").value = "";
   $("filter-query").value = "";
   loadTasks();
-  $("filter-query").focus();
+  focusFilter("filter-query");
 }
 
 // ---------------------------------------------------------------- start
@@ -661,6 +704,8 @@ export function initTasks(opts) {
     event.preventDefault();
     typed.flush();
   });
+  const filtersToggle = $("filters-toggle");
+  filtersToggle.addEventListener("click", () => setFiltersOpen(filtersToggle.getAttribute("aria-expanded") !== "true"));
   $("tasks-more").addEventListener("click", () => loadTasks({ more: true }));
   $("tasks-refresh").addEventListener("click", () => loadTasks());
 

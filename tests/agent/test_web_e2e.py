@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -295,4 +296,103 @@ async def test_every_labelled_control_is_named_by_what_it_shows(
     if width < 700:
         await page.get_by_test_id("tab-tasks").click()
         assert await page.evaluate(LABEL_NOT_IN_NAME) == []
+    assert errors == []
+
+
+# Each filter field and each select's choice fits its box: a select sized to the chosen option is no
+# wider than the one in the panel (give or take a pixel of its end padding).
+FILTERS_CUT_OFF = """() => {
+  const cut = [];
+  const vw = document.documentElement.clientWidth;
+  for (const field of document.querySelectorAll("#filters .field")) {
+    const box = field.getBoundingClientRect();
+    if (box.left < 0 || box.right > vw) cut.push(["field", field.innerText, box.left, box.right]);
+    const label = field.querySelector(".field-label");
+    if (label.scrollWidth > label.clientWidth) cut.push(["label", label.innerText]);
+  }
+  for (const select of document.querySelectorAll("#filters select")) {
+    const probe = select.cloneNode(false);
+    probe.append(select.selectedOptions[0].cloneNode(true));
+    probe.style.width = "auto";
+    probe.style.position = "absolute";
+    select.parentElement.append(probe);
+    if (probe.offsetWidth > select.offsetWidth + 2) {
+      cut.push(["select", select.id, probe.offsetWidth, select.offsetWidth]);
+    }
+    probe.remove();
+  }
+  return cut;
+}"""
+
+
+@pytest.mark.parametrize(("width", "height"), [(375, 740), (320, 640)])
+async def test_on_a_phone_the_filters_fold_behind_a_button_and_fit_when_shown(
+    app_url: str, browser: Browser, width: int, height: int
+) -> None:
+    from playwright.async_api import expect
+
+    page, errors = await open_page(browser, app_url, width=width, height=height)
+    await page.get_by_test_id("tab-tasks").click()
+    toggle = page.get_by_test_id("filters-toggle")
+    await expect(toggle).to_be_visible()
+    await expect(toggle).to_have_attribute("aria-controls", "filters")
+    await expect(toggle).to_have_attribute("aria-expanded", "false")
+    await expect(page.locator("#filters")).to_be_hidden()
+    list_box = await page.get_by_test_id("task-list").bounding_box()
+    assert list_box is not None and list_box["y"] < height * 0.3, list_box  # the list has the room
+
+    await toggle.focus()
+    await page.keyboard.press("Enter")
+    await expect(toggle).to_have_attribute("aria-expanded", "true")
+    await expect(page.get_by_test_id("filter-due")).to_be_visible()
+    assert await page.evaluate(FILTERS_CUT_OFF) == []
+    await page.get_by_test_id("filter-due").select_option("today")
+    await page.get_by_test_id("filter-status").select_option("all")
+    await expect(page.get_by_test_id("filters-count")).to_have_text("2 active")
+
+    await toggle.focus()
+    await page.keyboard.press("Space")
+    await expect(toggle).to_have_attribute("aria-expanded", "false")
+    await expect(page.locator("#filters")).to_be_hidden()
+    await expect(toggle).to_contain_text("Filters 2")  # still says the list is narrowed
+    assert errors == []
+
+
+async def test_on_a_wide_screen_the_filters_are_always_shown(app_url: str, browser: Browser) -> None:
+    from playwright.async_api import expect
+
+    page, errors = await open_page(browser, app_url)
+    await expect(page.get_by_test_id("filter-due")).to_be_visible()
+    await expect(page.get_by_test_id("filters-toggle")).to_be_hidden()
+    assert await page.evaluate(FILTERS_CUT_OFF) == []
+    assert errors == []
+
+
+async def test_a_reminder_that_has_fired_is_shown_as_past(app_url: str, browser: Browser) -> None:
+    from playwright.async_api import expect
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        reminders = (("Water plants", now - timedelta(hours=1)), ("Pay rent", now + timedelta(days=1)))
+        for title, remind in reminders:
+            created = await http.post("/api/tasks", json={"title": title, "remind": remind.isoformat()})
+            assert created.status_code == 201, created.text
+    page, errors = await open_page(browser, app_url)
+    bell = page.get_by_test_id("task-row").filter(has_text="Water plants").get_by_test_id("task-reminder")
+    await expect(bell).to_have_attribute("aria-label", re.compile(r"^Reminded at "))
+    await expect(bell).to_have_attribute("title", re.compile(r"^Reminded at "))
+    await expect(bell).to_have_class(re.compile(r"\bis-past\b"))
+    future = page.get_by_test_id("task-row").filter(has_text="Pay rent").get_by_test_id("task-reminder")
+    await expect(future).to_have_attribute("aria-label", re.compile(r"^Reminder at "))
+    await expect(future).not_to_have_class(re.compile(r"\bis-past\b"))
+
+    # One that fires while the page is open turns past when its reminder.due arrives.
+    remind_at = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0) + timedelta(seconds=1)
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        created = await http.post("/api/tasks", json={"title": "Stretch", "remind": remind_at.isoformat()})
+        assert created.status_code == 201
+    soon = page.get_by_test_id("task-row").filter(has_text="Stretch").get_by_test_id("task-reminder")
+    await expect(soon).to_have_attribute("aria-label", re.compile(r"^Reminder at "))
+    await expect(page.get_by_test_id("toast").filter(has_text="Stretch")).to_be_visible(timeout=8_000)
+    await expect(soon).to_have_attribute("aria-label", re.compile(r"^Reminded at "), timeout=2_000)
     assert errors == []
