@@ -299,7 +299,7 @@ async def test_every_labelled_control_is_named_by_what_it_shows(
     assert errors == []
 
 
-# Each filter field and each select's choice fits its box: a select sized to the chosen option is no
+# Each filter field and each select's every choice fits its box: a select sized to one option is no
 # wider than the one in the panel (give or take a pixel of its end padding).
 FILTERS_CUT_OFF = """() => {
   const cut = [];
@@ -311,15 +311,17 @@ FILTERS_CUT_OFF = """() => {
     if (label.scrollWidth > label.clientWidth) cut.push(["label", label.innerText]);
   }
   for (const select of document.querySelectorAll("#filters select")) {
-    const probe = select.cloneNode(false);
-    probe.append(select.selectedOptions[0].cloneNode(true));
-    probe.style.width = "auto";
-    probe.style.position = "absolute";
-    select.parentElement.append(probe);
-    if (probe.offsetWidth > select.offsetWidth + 2) {
-      cut.push(["select", select.id, probe.offsetWidth, select.offsetWidth]);
+    for (const option of select.options) {
+      const probe = select.cloneNode(false);
+      probe.append(option.cloneNode(true));
+      probe.style.width = "auto";
+      probe.style.position = "absolute";
+      select.parentElement.append(probe);
+      if (probe.offsetWidth > select.offsetWidth + 2) {
+        cut.push(["select", select.id, option.text, probe.offsetWidth, select.offsetWidth]);
+      }
+      probe.remove();
     }
-    probe.remove();
   }
   return cut;
 }"""
