@@ -39,6 +39,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/agent.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/load.py --closed-loop
 	$(BIN)/python bench/reliability.py
 
 # Re-pin every dependency after changing pyproject.toml.
