@@ -62,6 +62,7 @@ from agent.offline_parser import (
     Select,
     Skip,
     Thanks,
+    Undo,
     Unknown,
     parse,
     time_of_day,
@@ -103,7 +104,8 @@ HELP_TEXT = (
     "- mark the milk one done\n"
     "- move the dentist to friday 3pm / make the report urgent\n"
     "- rename the milk one to buy oat milk\n"
-    "- delete the milk task"
+    "- delete the milk task\n"
+    "- undo (takes back my last change)"
 )
 
 
@@ -138,6 +140,8 @@ class _Result:
 class _Step:
     name: str
     call_id: str
+    arguments: str = ""
+    """The call's arguments as sent (JSON), read only to undo an update."""
     result: _Result | None = None
 
 
@@ -196,7 +200,12 @@ def _turns(items: str | list[TResponseInputItem], canonical: Mapping[str, str]) 
             continue
         elif kind == "function_call":
             name = str(_get(item, "name") or "")
-            step = _Step(canonical.get(name, name), str(_get(item, "call_id") or ""))
+            arguments = _get(item, "arguments")
+            step = _Step(
+                canonical.get(name, name),
+                str(_get(item, "call_id") or ""),
+                arguments if isinstance(arguments, str) else "",
+            )
             turns[-1].steps.append(step)
             by_call_id[step.call_id] = step
         elif kind == "function_call_output":
@@ -222,6 +231,10 @@ class _Task:
     remind_before_minutes: int | None = None
     repeat: str | None = None
     repeat_text: str | None = None
+    version: int | None = None
+    full: bool = False
+    """All fields known (`get_task` and changes answer so); a listing leaves out the description, the
+    reminder's offset and the repeat rule itself."""
 
     @classmethod
     def of(cls, data: object) -> _Task | None:
@@ -229,6 +242,7 @@ class _Task:
             return None
         tags = data.get("tags")
         minutes = data.get("remind_before_minutes")
+        version = data.get("version")
         return cls(
             id=str(data["id"]),
             title=" ".join(str(data.get("title") or "").split()) or "(untitled)",
@@ -241,6 +255,8 @@ class _Task:
             remind_before_minutes=minutes if isinstance(minutes, int) else None,
             repeat=data.get("repeat") if isinstance(data.get("repeat"), str) else None,
             repeat_text=data.get("repeat_text") if isinstance(data.get("repeat_text"), str) else None,
+            version=version if isinstance(version, int) else None,
+            full=all(key in data for key in ("description", "remind_before_minutes", "repeat")),
         )
 
 
@@ -501,11 +517,13 @@ def _flow(intent: Intent, context: _Context, index: int, depth: int) -> _Flow:
     if isinstance(intent, Skip):
         return _skip_flow(intent, context, index)
     if isinstance(intent, Select):
-        return _select_flow(intent, context, _pending_before(context, index, depth))
+        return _select_flow(intent, context, _reply_before(context, index, depth))
     if isinstance(intent, Confirm):
         return _confirm_flow(intent, context, _pending_before(context, index, depth))
     if isinstance(intent, Deny):
         return _just(_Reply("OK, I left everything as it was."))
+    if isinstance(intent, Undo):
+        return _undo_flow(intent, context, index, depth)
     if isinstance(intent, Help):
         return _just(_Reply(("Hi! " if intent.greeting else "") + HELP_TEXT))
     if isinstance(intent, Thanks):
@@ -763,24 +781,29 @@ def _act_flow(act: Act, context: _Context, index: int, depth: int) -> _Flow:
     return (yield from _apply(act, matches[0], context))
 
 
+def _place(position: int, shown: _Shown) -> _Task | str:
+    """The task at `position` (1-based, -1 for the last) in the listing the person just saw, or why
+    there is none."""
+    count = len(shown.tasks)
+    if position == -1 and shown.more:
+        return f"I showed only {count} of {count + shown.more} tasks, so I can't tell which is the last"
+    if not count:
+        return "The list I just showed has no tasks"
+    number = count if position == -1 else position
+    if not 1 <= number <= count:
+        return (
+            f"The list I just showed has only {_plural(count, 'task')}, so there is no {_ordinal(number)} one"
+        )
+    return shown.tasks[number - 1]
+
+
 def _listed(act: Act, shown: _Shown) -> _Task | _Reply:
     """The task at `act.position` in the listing the person just saw, or why there is none."""
-    count = len(shown.tasks)
-    verb = _QUESTION_VERBS[act.action]
-    if act.position == -1 and shown.more:
-        return _Reply(
-            f"I showed only {count} of {count + shown.more} tasks, so I can't tell which is the last; "
-            f"I changed nothing. Name the one to {verb} by words from its title."
-        )
-    if not count:
-        return _Reply("The list I just showed has no tasks, so I changed nothing.")
-    position = count if act.position == -1 else act.position or 0
-    if not 1 <= position <= count:
-        return _Reply(
-            f"The list I just showed has only {_plural(count, 'task')}, so there is no"
-            f" {_ordinal(position)} one. I changed nothing."
-        )
-    task = shown.tasks[position - 1]
+    task = _place(act.position or 0, shown)
+    if isinstance(task, str):
+        verb = _QUESTION_VERBS[act.action]
+        hint = f" Name the one to {verb} by words from its title." if shown.tasks else ""
+        return _Reply(f"{task}. I changed nothing.{hint}")
     if act.action == "complete" and task.completed:
         return _Reply(_already([task], "already done"))
     if act.action == "reopen" and not task.completed:
@@ -911,7 +934,7 @@ def _apply(act: Act, task: _Task, context: _Context) -> _Flow:
         return _Reply(f"Marked {name} done.{again}")
     if act.action == "reopen":
         return _Reply(f"Reopened {name}.")
-    changes = _changed(act, after, context.clock)
+    changes = _changed(set(act.changes.arguments()), after, context.clock)
     if act.action == "rename":
         rest = [change for change in changes if not change.startswith("renamed")]
         extra = f" ({'; '.join(rest)})" if rest else ""
@@ -919,29 +942,32 @@ def _apply(act: Act, task: _Task, context: _Context) -> _Flow:
     return _Reply(f"Updated {name}: {'; '.join(changes) or 'no changes'}.")
 
 
-def _changed(act: Act, task: _Task, clock: _Clock) -> list[str]:
-    changes = act.changes
+def _changed(fields: set[str], task: _Task, clock: _Clock) -> list[str]:
+    """Words for what `task` now has in the fields an update set (`update_task` argument names)."""
     words: list[str] = []
-    if changes.title is not None:
+    if "title" in fields:
         words.append(f"renamed to {_quote(task.title)}")
-    if changes.due is not None:
+    if "due" in fields:
         words.append(_due_words(task, clock) or "no due date")
-    if changes.remind is not None:
+    if "remind" in fields:
         words.append(_remind_words(task, clock) or "no reminder")
-    if changes.repeat is not None:
+    if "repeat" in fields:
         words.append(_repeat_words(task) or "no longer repeats")
-    if changes.priority is not None:
+    if "priority" in fields:
         words.append("no priority" if task.priority == "none" else f"priority {task.priority}")
-    if changes.tags is not None or changes.add_tags or changes.remove_tags:
+    if fields & {"tags", "add_tags", "remove_tags"}:
         words.append(f"tags {_tags_words(task.tags)}" if task.tags else "no tags")
-    if changes.description is not None:
+    if "description" in fields:
         words.append("notes updated" if task.description else "notes cleared")
     return words
 
 
-def _select_flow(intent: Select, context: _Context, pending: _Pending | None) -> _Flow:
+def _select_flow(intent: Select, context: _Context, before: _Reply | None) -> _Flow:
+    pending = before.pending if before is not None else None
     if isinstance(pending, _ConfirmBulk):
         return _Reply(f'To delete them, reply exactly "yes, delete all {pending.count}".', pending)
+    if pending is None and before is not None and before.shown is not None and intent.index is not None:
+        return (yield from _show_listed(intent.index, before.shown, context))
     if pending is None:
         return _Reply(
             "I'm not sure what you're choosing from. Tell me what to do, e.g. \"mark the milk one done\"."
@@ -964,6 +990,33 @@ def _select_flow(intent: Select, context: _Context, pending: _Pending | None) ->
     if chosen is None:
         return _Reply(f"Please reply with a number from 1 to {len(candidates)}.", pending)
     return (yield from _apply(pending.act, chosen, context))
+
+
+def _show_listed(position: int, shown: _Shown, context: _Context) -> _Flow:
+    """'the second one' right after a listing: that task with all its fields.
+
+    The answer keeps the listing, so 'the third one' next still counts in it."""
+    task = _place(position, shown)
+    if isinstance(task, str):
+        numbers = f" Reply with a number from 1 to {len(shown.tasks)}." if shown.tasks else ""
+        return _Reply(f"{task}.{numbers}", shown=shown)
+    if "get_task" not in context.tools:
+        return _missing("get_task")
+    (result,) = yield [_Call("get_task", {"task_id": task.id})]
+    found = _Task.of(result.data) if result.ok else None
+    if found is None:
+        error = result.error or "the answer was not a task"
+        return _Reply(f"I couldn't get {_quote(task.title)}: {error}", shown=shown)
+    return _Reply(_details(found, context.clock), shown=shown)
+
+
+def _details(task: _Task, clock: _Clock) -> str:
+    """'"Pay rent": open (due Sat 28 Nov, 18:00; high priority; #bills).' and its notes."""
+    state = "done" if task.completed else "open"
+    text = f"{_quote(task.title)}: {state}{_summary(task, clock, full=True)}."
+    if task.description:
+        text += f"\nNotes: {_quote(task.description, 300)}"
+    return text
 
 
 def _match_hint(hint: str, candidates: Sequence[_Task], clock: _Clock) -> _Task | None:
@@ -1089,6 +1142,431 @@ def _bulk_delete(pending: _ConfirmBulk, context: _Context) -> _Flow:
     if errors:
         text += f" {_plural(len(errors), 'task')} could not be deleted: {errors[0]}"
     return _Reply(text)
+
+
+# ----------------------------------------------------------------------------------------- undo
+
+UNDO_MAX = 20
+"""One undo reverts at most this many changes (adding a list makes up to 20 at once)."""
+_CHANGING = frozenset({"add_task", "update_task", "complete_task", "reopen_task", "delete_task"})
+_SHOWING_ONE = frozenset({"add_task", "get_task", "update_task", "complete_task", "reopen_task"})
+
+
+@dataclass(frozen=True)
+class _Sighting:
+    """A task as a tool output of this conversation showed it, at step `step` of turn `turn`."""
+
+    turn: int
+    step: int
+    task: _Task
+
+
+@dataclass(frozen=True)
+class _Revert:
+    """How to undo one change: `change` is the tool that made it, `task` the task it concerns (as the
+    change left it; for a delete, as last seen), `call` the call that reverts it."""
+
+    change: str
+    task: _Task
+    call: _Call
+    notes: tuple[str, ...] = ()
+
+
+def _changes(turn: _Turn) -> list[_Step]:
+    """The calls of `turn` that changed a task and succeeded."""
+    return [
+        step for step in turn.steps if step.name in _CHANGING and step.result is not None and step.result.ok
+    ]
+
+
+def _is_undo(context: _Context, index: int) -> bool:
+    return isinstance(parse(context.turns[index].text, now=context.clock.now, tz=context.clock.tz), Undo)
+
+
+def _last_change(context: _Context, index: int) -> int | None:
+    """The turn whose changes an undo at `index` reverts: the latest one not undone yet.
+
+    Undos pair with the changes before them as a stack does, so a second "undo" reverts the change
+    before the one the first undid, as Ctrl+Z does; nothing is ever redone."""
+    undone = 0
+    for earlier in range(index - 1, -1, -1):
+        if not _changes(context.turns[earlier]):
+            continue
+        if _is_undo(context, earlier):
+            undone += 1
+        elif undone:
+            undone -= 1
+        else:
+            return earlier
+    return None
+
+
+def _undo_target(intent: Undo, context: _Context, index: int) -> int | _Reply:
+    """The turn to undo, or the answer saying why there is none."""
+    if intent.just_now:  # "cancel that": the previous answer's change, never an older one
+        previous = index - 1
+        if previous < 0 or not _changes(context.turns[previous]):
+            return _Reply(
+                "My last answer changed nothing, so there is nothing to cancel. "
+                'To undo an earlier change, say "undo".'
+            )
+        if _is_undo(context, previous):
+            return _Reply("That was an undo, and I can't redo: to make the change again, say it again.")
+        return previous
+    target = _last_change(context, index)
+    if target is not None:
+        return target
+    if any(_changes(turn) for turn in context.turns[:index]):
+        return _Reply(
+            "I have undone every change of this conversation that I remember, and I can't redo: "
+            "to make a change again, say it again."
+        )
+    return _Reply(
+        "There is nothing for me to undo: I haven't changed any of your tasks in this conversation lately. "
+        'After a change, such as "mark the milk one done", say "undo" to take it back.'
+    )
+
+
+def _sightings(context: _Context, index: int) -> list[_Sighting]:
+    """Every task the tool outputs before turn `index` showed, oldest first."""
+    seen: list[_Sighting] = []
+    for turn_number, turn in enumerate(context.turns[:index]):
+        for step_number, step in enumerate(turn.steps):
+            if step.result is None or not step.result.ok:
+                continue
+            if step.name == "list_tasks":
+                tasks = (_page(step.result) or _Page((), 0)).tasks
+            elif step.name in _SHOWING_ONE:
+                one = _Task.of(step.result.data)
+                tasks = (one,) if one is not None else ()
+            else:
+                continue
+            seen.extend(_Sighting(turn_number, step_number, task) for task in tasks)
+    return seen
+
+
+def _seen_before(sightings: Sequence[_Sighting], task_id: str, turn: int, step: int) -> _Task | None:
+    """The task as last shown before step `step` of turn `turn`. A listing leaves fields out, so a
+    fuller sighting of the same version (the same state) is preferred."""
+    seen = [
+        sighting.task
+        for sighting in sightings
+        if (sighting.turn, sighting.step) < (turn, step) and sighting.task.id == task_id
+    ]
+    if not seen:
+        return None
+    latest = seen[-1]
+    if latest.full or latest.version is None:
+        return latest
+    fuller = [task for task in seen if task.full and task.version == latest.version]
+    return fuller[-1] if fuller else latest
+
+
+def _last_version(sightings: Sequence[_Sighting], task_id: str) -> int | None:
+    """The newest version of the task this conversation has seen."""
+    versions = [s.task.version for s in sightings if s.task.id == task_id and s.task.version is not None]
+    return max(versions, default=None)
+
+
+def _asked(step: _Step) -> Mapping[str, object]:
+    try:
+        arguments = json.loads(step.arguments or "{}")
+    except ValueError:
+        return {}
+    return arguments if isinstance(arguments, Mapping) else {}
+
+
+def _restore_repeat(before: _Task, after: _Task) -> str | None:
+    """The `repeat` argument that puts back the rule `before` had, "" for none; None when unchanged.
+    Raises ValueError when the rule is not known exactly (a listing shows it only in words)."""
+    if before.full and after.full:
+        if before.repeat == after.repeat:
+            return None
+    elif before.repeat_text == after.repeat_text:
+        return None
+    if before.repeat is None and before.repeat_text is None:
+        return ""
+    if before.full and before.repeat:
+        return before.repeat
+    raise ValueError(f"its exact repeat rule (only its words: {before.repeat_text})")
+
+
+def _restore_remind(before: _Task, after: _Task, asked: Mapping[str, object]) -> str | None:
+    """The `remind` argument that puts back the reminder `before` had, "" for none; None when it needs
+    no change (unchanged, or an offset that follows the due date back by itself)."""
+    same_offset = not before.full or before.remind_before_minutes == after.remind_before_minutes
+    if before.remind_at == after.remind_at and same_offset:
+        return None
+    if "remind" not in asked and after.remind_before_minutes is not None:
+        return None  # only the due date moved, and this reminder moves with it
+    if before.remind_at is None:
+        return ""
+    if before.full and before.remind_before_minutes is not None:
+        return f"{before.remind_before_minutes} minutes before"
+    return before.remind_at.isoformat()
+
+
+def _restore(before: _Task, after: _Task, asked: Mapping[str, object]) -> dict[str, object]:
+    """`update_task` arguments putting back exactly the fields that differ between `before` and
+    `after`; ValueError naming the previous value that is not known ("its notes")."""
+    arguments: dict[str, object] = {}
+    if before.title != after.title:
+        arguments["title"] = before.title
+    if before.full:
+        if before.description != after.description:
+            arguments["description"] = before.description or ""
+    elif "description" in asked:
+        raise ValueError("its notes")
+    if before.priority != after.priority:
+        arguments["priority"] = before.priority
+    if before.tags != after.tags:
+        arguments["tags"] = list(before.tags)
+    repeat = _restore_repeat(before, after)
+    if repeat is not None:
+        arguments["repeat"] = repeat
+    if before.due != after.due:
+        arguments["due"] = "" if before.due is None else before.due.isoformat()
+    remind = _restore_remind(before, after, asked)
+    if remind is not None:
+        arguments["remind"] = remind
+    return arguments
+
+
+_NEVER_SEEN = "I never saw its details, so the copy has only its title."
+
+
+def _copy_of(task: _Task, clock: _Clock) -> tuple[dict[str, object], tuple[str, ...]]:
+    """`add_task` arguments for a copy of a deleted task as last seen, and what the copy lacks."""
+    arguments: dict[str, object] = {"title": task.title}
+    notes: list[str] = []
+    if task.full and task.description:
+        arguments["description"] = task.description
+    elif not task.full:
+        notes.append("If it had notes, they are lost: I never saw them.")
+    if task.priority not in ("none", ""):
+        arguments["priority"] = task.priority
+    if task.tags:
+        arguments["tags"] = list(task.tags)
+    if task.due is not None:
+        arguments["due"] = task.due.isoformat()
+    if task.remind_at is not None and task.remind_at <= clock.now:
+        notes.append("Its reminder time has passed, so the copy has no reminder (it would go off at once).")
+    elif task.full and task.remind_before_minutes is not None and task.due is not None:
+        arguments["remind"] = f"{task.remind_before_minutes} minutes before"
+    elif task.remind_at is not None:
+        arguments["remind"] = task.remind_at.isoformat()
+    if task.repeat or task.repeat_text:
+        how = f" {task.repeat_text}" if task.repeat_text else ""
+        if task.completed:  # marking a repeating copy done would add a second next occurrence
+            notes.append(f"It was done, so the copy doesn't repeat (it repeated{how}).")
+        elif task.full and task.repeat:
+            arguments["repeat"] = task.repeat
+        else:
+            notes.append(f"I never saw its exact repeat rule, so the copy doesn't repeat (it repeated{how}).")
+    return arguments, tuple(notes)
+
+
+def _revert(
+    step: _Step, turn: int, position: int, sightings: Sequence[_Sighting], clock: _Clock
+) -> _Revert | str | None:
+    """How to undo the change `step` made: a revert, why it can't be undone, or None if it changed nothing."""
+    task = _Task.of(step.result.data if step.result is not None else None)
+    if task is None:
+        return "I can't tell which task one of those changes was about."
+    if step.name == "add_task":
+        return _Revert(step.name, task, _Call("delete_task", {"task_id": task.id}))
+    before = _seen_before(sightings, task.id, turn, position)
+    if step.name == "delete_task":
+        return _revert_delete(task, before, clock)
+    if before is not None and before.version is not None and before.version == task.version:
+        return None  # already so: the call changed nothing
+    if step.name == "complete_task":
+        repeats = bool(task.repeat or task.repeat_text)
+        again = (
+            f"{_quote(task.title)} repeats, so its next occurrence, if added meanwhile, stays on your list.",
+        )
+        return _Revert(step.name, task, _Call("reopen_task", {"task_id": task.id}), again if repeats else ())
+    if step.name == "reopen_task":
+        return _Revert(step.name, task, _Call("complete_task", {"task_id": task.id}))
+    return _revert_update(step, task, before)
+
+
+def _revert_delete(deleted: _Task, before: _Task | None, clock: _Clock) -> _Revert:
+    """A copy of the deleted task as this conversation last saw it (only its title if never seen)."""
+    if before is None:
+        return _Revert("delete_task", deleted, _Call("add_task", {"title": deleted.title}), (_NEVER_SEEN,))
+    arguments, notes = _copy_of(before, clock)
+    return _Revert("delete_task", before, _Call("add_task", arguments), notes)
+
+
+def _revert_update(step: _Step, after: _Task, before: _Task | None) -> _Revert | str | None:
+    """The update putting back what `after` was just before `step`, as last seen (one version older)."""
+    name = _quote(after.title)
+    if before is None or after.version is None or before.version != after.version - 1:
+        return f"I never saw {name} as it was just before that change, so I don't know what to put back."
+    try:
+        arguments = _restore(before, after, _asked(step))
+    except ValueError as unknown:
+        return f"I never saw {unknown} before that change to {name}, so I can't put it back."
+    if not arguments:
+        return None
+    return _Revert(step.name, after, _Call("update_task", {"task_id": after.id, **arguments}))
+
+
+def _undo_flow(intent: Undo, context: _Context, index: int, depth: int) -> _Flow:
+    """Revert the changes of this conversation's last changing turn, all of them or none."""
+    before = _reply_before(context, index, depth)
+    if before is not None and before.pending is not None:  # "undo" a question: drop it
+        return _Reply("OK, I left everything as it was.")
+    plan = _undo_plan(intent, context, index)
+    if isinstance(plan, _Reply):
+        return plan
+    reverts, sightings = plan
+    existing = [revert for revert in reverts if revert.change != "delete_task"]
+    if existing:  # put nothing back over a change made since, elsewhere
+        found = yield [_Call("get_task", {"task_id": revert.task.id}) for revert in existing]
+        stale = [
+            problem
+            for revert, result in zip(existing, found, strict=True)
+            if (problem := _moved_on(revert, result, _last_version(sightings, revert.task.id)))
+        ]
+        if stale:
+            return _Reply("I changed nothing: " + " ".join(stale))
+    outcomes = yield [revert.call for revert in reverts]
+    text = _undone(reverts, outcomes, context.clock)
+    copies = [
+        copy
+        for revert, outcome in zip(reverts, outcomes, strict=True)
+        if revert.change == "delete_task" and revert.task.completed and outcome.ok
+        if (copy := _Task.of(outcome.data)) is not None
+    ]
+    if copies:  # a deleted task that was done comes back done
+        finished = yield [_Call("complete_task", {"task_id": copy.id}) for copy in copies]
+        text += "".join(
+            f" I couldn't mark the copy of {_quote(copy.title)} done: {result.error}"
+            for copy, result in zip(copies, finished, strict=True)
+            if not result.ok
+        )
+    return _Reply(text)
+
+
+def _undo_plan(intent: Undo, context: _Context, index: int) -> tuple[list[_Revert], list[_Sighting]] | _Reply:
+    """The reverts an undo at `index` makes (and what the conversation saw, to check them by), or the
+    answer saying why it makes none."""
+    target = _undo_target(intent, context, index)
+    if isinstance(target, _Reply):
+        return target
+    turn = context.turns[target]
+    changes = _changes(turn)
+    deleted = [step for step in changes if step.name == "delete_task"]
+    confirmed = isinstance(parse(turn.text, now=context.clock.now, tz=context.clock.tz), Confirm)
+    if len(deleted) > 1 or (deleted and confirmed):  # the confirmation said it can't be undone
+        return _bulk_undo_refused(deleted)
+    if len(changes) > UNDO_MAX:
+        return _Reply(f"That changed {len(changes)} tasks at once, more than I can undo; I changed nothing.")
+    sightings = _sightings(context, index)
+    reverts, problems = _reverts(turn, target, sightings, context.clock)
+    if problems:
+        return _Reply("I changed nothing: " + " ".join(problems))
+    if not reverts:
+        return _Reply("My last change made no difference to your tasks, so there is nothing to undo.")
+    needed = {revert.call.name for revert in reverts}
+    if any(revert.change != "delete_task" for revert in reverts):
+        needed.add("get_task")
+    if any(revert.change == "delete_task" and revert.task.completed for revert in reverts):
+        needed.add("complete_task")
+    missing = sorted(needed - context.tools)
+    return _missing(missing[0]) if missing else (reverts, sightings)
+
+
+def _reverts(
+    turn: _Turn, number: int, sightings: Sequence[_Sighting], clock: _Clock
+) -> tuple[list[_Revert], list[str]]:
+    """The reverts of the changes of `turn` (turn `number`), and what can't be undone."""
+    reverts: list[_Revert] = []
+    problems: list[str] = []
+    for position, step in enumerate(turn.steps):
+        if step.name not in _CHANGING or step.result is None or not step.result.ok:
+            continue
+        revert = _revert(step, number, position, sightings, clock)
+        if isinstance(revert, str):
+            problems.append(revert)
+        elif revert is not None:
+            reverts.append(revert)
+    ids = [revert.task.id for revert in reverts]
+    if len(set(ids)) < len(ids):  # one task changed twice in one answer: no order of reverts is sure
+        problems.append("That answer changed the same task more than once, which I can't undo.")
+    return reverts, problems
+
+
+def _moved_on(revert: _Revert, result: _Result, version: int | None) -> str | None:
+    """Why `revert` must not be made: its task is gone or has changed since this conversation saw it."""
+    name = _quote(revert.task.title)
+    if not result.ok:
+        return f"I can't find {name} any more ({result.error})."
+    now = _Task.of(result.data)
+    if now is not None and version is not None and now.version != version:
+        return f"{name} has changed since (somewhere else?), so I won't put back what it was before."
+    return None
+
+
+def _bulk_undo_refused(steps: Sequence[_Step]) -> _Reply:
+    count = _plural(len(steps), "task")
+    titles = [
+        str(step.result.data.get("title") or "(untitled)")
+        for step in steps
+        if step.result is not None and isinstance(step.result.data, Mapping)
+    ]
+    names = ", ".join(_quote(title, 40) for title in titles[:5])
+    if len(titles) > 5:
+        names += f" and {len(titles) - 5} more"
+    return _Reply(
+        "I can't undo a bulk delete (as I said before you confirmed it), so I changed nothing. "
+        f"It deleted {count}: {names}. To get one back, add it again."
+    )
+
+
+_UNDID = {
+    "add_task": ("adding {}", "deleted it"),
+    "complete_task": ("marking {} done", "reopened it"),
+    "reopen_task": ("reopening {}", "marked it done again"),
+    "update_task": ("the change to {}", "put back: {}"),
+    "delete_task": ("deleting {}", "added it back as a new task, with a new id"),
+}
+
+
+def _undone(reverts: Sequence[_Revert], outcomes: Sequence[_Result], clock: _Clock) -> str:
+    """'Undid adding "Buy milk" (deleted it).', one line per change when there were several."""
+    lines: list[str] = []
+    failures: list[str] = []
+    notes: list[str] = []
+    for revert, outcome in zip(reverts, outcomes, strict=True):
+        what, how = _UNDID[revert.change]
+        what = what.format(_quote(revert.task.title))
+        if not outcome.ok:
+            failures.append(f"I couldn't undo {what}: {outcome.error}")
+            continue
+        if revert.change == "update_task":
+            after = _Task.of(outcome.data) or revert.task
+            how = how.format("; ".join(_restored(set(revert.call.arguments), after, clock)))
+        elif revert.change == "delete_task" and revert.task.completed:
+            how += ", marked done"
+        lines.append(f"{what} ({how})")
+        notes.extend(revert.notes)
+    if len(lines) == 1:
+        text = f"Undid {lines[0]}."
+    elif lines:
+        text = f"Undid {len(lines)} changes:\n" + "\n".join(f"- {line}" for line in lines)
+    else:
+        text = ""
+    after_list = "\n" if len(lines) > 1 else " "  # not run on into the last line of the list
+    return after_list.join(part for part in (text, *notes, *failures) if part)
+
+
+def _restored(fields: set[str], task: _Task, clock: _Clock) -> list[str]:
+    """The values an undone update put back: 'title "Buy milk"', 'due Sat 28 Nov, 15:00'."""
+    title = [f"title {_quote(task.title)}"] if "title" in fields else []
+    return title + _changed(fields - {"title"}, task, clock)
 
 
 # ---------------------------------------------------------------------------------------- model

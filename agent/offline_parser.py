@@ -199,6 +199,15 @@ class Deny:
 
 
 @dataclass(frozen=True)
+class Undo:
+    """'undo', 'undo that', 'take that back': revert the last change this conversation made.
+
+    `just_now`: 'cancel that', which means the change the previous answer made, and no older one."""
+
+    just_now: bool = False
+
+
+@dataclass(frozen=True)
 class Help:
     """'help', 'what can you do', or a greeting."""
 
@@ -219,7 +228,19 @@ class Unknown:
 
 
 Intent: TypeAlias = (
-    Add | AddSeveral | ListTasks | Act | BulkDelete | Skip | Select | Confirm | Deny | Help | Thanks | Unknown
+    Add
+    | AddSeveral
+    | ListTasks
+    | Act
+    | BulkDelete
+    | Skip
+    | Select
+    | Confirm
+    | Deny
+    | Undo
+    | Help
+    | Thanks
+    | Unknown
 )
 
 
@@ -1842,7 +1863,7 @@ def _parse(utterance: str, *, now: datetime, tz: ZoneInfo) -> Intent:
     text = text.rstrip(" .!?").strip()
     if not text:
         return Help()
-    short = _parse_short(text)
+    short = _parse_short(text) or _parse_undo(text)
     if short is not None:
         return short
     asked = _parse_asking(text, now, tz, question)
@@ -1865,6 +1886,25 @@ def _parse(utterance: str, *, now: datetime, tz: ZoneInfo) -> Intent:
         or _parse_loose(text)
     )
     return intent if intent is not None else _unknown(text, now, question)
+
+
+# "undo", "undo that", "revert the last change", "take that back", "put it back": the last change this
+# conversation made; "cancel that", "scratch that": the change just made. "undo the milk task" and
+# "undo the last one" (a task) are reopens, below.
+_UNDO = re.compile(
+    r"(?P<now>(?:cancel|scratch)\s+(?:that|this)(?:\s+change)?|cancel\s+(?:the|my)\s+last\s+change)"
+    r"|(?:undo|revert|reverse|roll\s*back)(?:\s+(?:it|that|this|that\s+change|this\s+change|last|what\s+you\s+(?:just\s+)?did"
+    r"|(?:the\s+|my\s+|your\s+)?(?:last|previous|latest)(?:\s+(?:change|thing|action|step|edit))?))?"
+    r"|take\s+(?:that|it)\s+back|(?:put|change|set)\s+(?:that|it)\s+back(?:\s+the\s+way\s+it\s+was)?",
+    _I,
+)
+
+
+def _parse_undo(text: str) -> Intent | None:
+    match = _UNDO.fullmatch(text)
+    if match is None:
+        return None
+    return Undo(just_now=match["now"] is not None)
 
 
 # A question is answered (by listing) or declined, never turned into a change.
@@ -1973,9 +2013,9 @@ def _parse_loose(text: str) -> Intent | None:
         return None  # "show all tasks including done" asks to see, never to change
     match = _DELETE.fullmatch(text)
     if match:
-        if _PRONOUN_CANCEL.fullmatch(text):
+        if _PRONOUN_CANCEL.fullmatch(text):  # "cancel it": undo my change, or delete the task? Not guessed
             return Unknown(
-                "I can't undo a change. To delete a task, name it by words from its title.",
+                'To undo my last change, say "undo"; to delete a task, name it by words from its title.',
                 "delete the milk task",
             )
         if _FIELD_OF.fullmatch(match["ref"]):
@@ -1993,7 +2033,7 @@ def _parse_loose(text: str) -> Intent | None:
 
 
 _LISTING_VERB = re.compile(r"(?:show|list|display|view|see|find|search|what|which)\b", _I)
-_PRONOUN_CANCEL = re.compile(r"cancel\s+(?:it|that|this|that\s+one|this\s+one|the\s+last\s+one)", _I)
+_PRONOUN_CANCEL = re.compile(r"cancel\s+(?:it|that\s+one|this\s+one|the\s+last\s+one)", _I)
 
 
 _NOT_A_TASK = re.compile(

@@ -40,6 +40,7 @@ class T:
     priority: str | object = ...
     done: bool | object = ...
     repeat: str | object | None = ...
+    notes: str | object | None = ...
 
 
 @dataclass(frozen=True)
@@ -348,9 +349,9 @@ CASES = [
     case(
         "add dentist tomorrow 3pm",
         "move the dentist to monday 4pm",
-        "cancel that",
-        expect=T("Dentist", due="2026-11-30 16:00"),
-        reply="I can't undo a change.",
+        "cancel that",  # right after a change: undo it
+        expect=T("Dentist", due="2026-11-28 15:00"),
+        reply='Undid the change to "Dentist" (put back: due Sat 28 Nov, 15:00).',
     ),
     case("add dentist tomorrow 3pm", "actually make it 4pm", expect=T("Dentist", due="2026-11-28 16:00")),
     case(
@@ -576,6 +577,291 @@ CASES = [
         expect=(T("Buy milk", done=False), T("Buy oat milk", done=False), T("Call mom", done=False)),
         reply='I changed nothing: 2 open tasks match "milk"',
     ),
+    # ------------------------------------------------------------------- undo: the last change, reverted
+    case("add buy milk tomorrow at 9am", "undo", expect=(), reply='Undid adding "Buy milk" (deleted it).'),
+    case("add buy milk", "cancel that", expect=(), reply='Undid adding "Buy milk" (deleted it).'),
+    case("add buy milk", "oops undo that", seeds=(seed("Call mom"),), expect=T("Call mom")),
+    case(
+        "mark the milk one done",
+        "undo that",
+        seeds=MILK_AND_MOM,
+        expect=(T("Buy milk", done=False), T("Call mom", done=False)),
+        reply='Undid marking "Buy milk" done (reopened it).',
+    ),
+    case(
+        "reopen the milk task",
+        "revert that",
+        seeds=(seed("Buy milk", done=True),),
+        expect=T("Buy milk", done=True),
+        reply='Undid reopening "Buy milk" (marked it done again).',
+    ),
+    case(
+        "move the dentist to monday 4pm",
+        "undo the last change",
+        seeds=(seed("Dentist", due="tomorrow 3pm"),),
+        expect=T("Dentist", due="2026-11-28 15:00"),
+        reply='Undid the change to "Dentist" (put back: due Sat 28 Nov, 15:00).',
+    ),
+    case(  # the reminder 1 hour before follows the due date back by itself, and stays an offset
+        "move the dentist to monday 4pm",
+        "undo",
+        "move the dentist to tuesday",
+        seeds=(seed("Dentist", due="tomorrow 3pm", remind="1 hour before"),),
+        expect=T("Dentist", due="2026-12-01 15:00", remind="2026-12-01 14:00"),
+    ),
+    case(
+        "snooze the call mom reminder to 7pm",
+        "take that back",
+        seeds=(seed("Call mom", due="6pm", remind="6pm"),),
+        expect=T("Call mom", due="2026-11-27 18:00", remind="2026-11-27 18:00"),
+    ),
+    case(
+        "clear the due date of milk",
+        "undo",
+        seeds=MILK_AND_MOM,
+        expect=(T("Buy milk", due="2026-11-28 09:00"), T("Call mom", due=None)),
+    ),
+    case(
+        "rename the milk one to buy oat milk",
+        "undo",
+        seeds=MILK_AND_MOM,
+        expect=(T("Buy milk", due="2026-11-28 09:00"), T("Call mom")),
+        reply='Undid the change to "Buy oat milk" (put back: title "Buy milk").',
+    ),
+    case(
+        "make the report urgent",
+        "undo",
+        seeds=(seed("Report", priority="low"),),
+        expect=T("Report", priority="low"),
+        reply="(put back: priority low)",
+    ),
+    case(
+        "tag the milk task errands",  # it was tagged so already
+        "undo",
+        seeds=(seed("Buy milk", tags=["errands", "home"]),),
+        expect=T("Buy milk", tags=["errands", "home"]),
+        reply="My last change made no difference to your tasks, so there is nothing to undo.",
+    ),
+    case(
+        "remove the family tag from call mom",
+        "undo",
+        seeds=(seed("Call mom", tags=["family", "home"]),),
+        expect=T("Call mom", tags=["family", "home"]),
+    ),
+    case(  # the rule itself was seen when the task was added, so it is put back exactly
+        "add gym every monday at 7am",
+        "stop repeating the gym task",
+        "undo",
+        expect=T("Gym", repeat="every Monday", due="2026-11-30 07:00"),
+    ),
+    case(  # a listing shows the rule only in words: not guessed
+        "stop repeating the gym task",
+        "undo",
+        seeds=(seed("Gym", repeat="daily"),),
+        expect=T("Gym", repeat=None),
+        reply="I changed nothing: I never saw its exact repeat rule (only its words: every day)",
+    ),
+    case(
+        "add buy milk",
+        "add a note to the milk task: get the oat one",
+        "undo",
+        expect=T("Buy milk", notes=None),
+        reply="(put back: notes cleared)",
+    ),
+    case(  # a listing leaves the notes out: what they were is not known
+        "add a note to the milk task: get the oat one",
+        "undo",
+        seeds=(seed("Buy milk", description="semi-skimmed"),),
+        expect=T("Buy milk", notes="get the oat one"),
+        reply='I changed nothing: I never saw its notes before that change to "Buy milk"',
+    ),
+    case(
+        "delete the milk task",
+        "undo",
+        seeds=(seed("Buy milk", due="tomorrow 9am", tags=["errands"], priority="high"), seed("Call mom")),
+        expect=(T("Buy milk", due="2026-11-28 09:00", tags=["errands"], priority="high"), T("Call mom")),
+        reply='Undid deleting "Buy milk" (added it back as a new task, with a new id).',
+    ),
+    case(
+        "delete the dentist",
+        "undo",
+        seeds=(seed("Dentist", due="tuesday 3pm", remind="1 hour before"),),
+        expect=T("Dentist", due="2026-12-01 15:00", remind="2026-12-01 14:00"),
+    ),
+    case(
+        "delete the old chore",
+        "undo",
+        seeds=(seed("Old chore", done=True),),
+        expect=T("Old chore", done=True),
+        reply="(added it back as a new task, with a new id, marked done)",
+    ),
+    case(
+        "add water plants every sunday morning #home remind me 1 hour before",
+        "delete it",
+        "undo",
+        expect=T(
+            "Water plants",
+            due="2026-11-29 09:00",
+            remind="2026-11-29 08:00",
+            repeat="every Sunday",
+            tags=["home"],
+        ),
+    ),
+    case(  # a listing shows the rule only in words: the copy doesn't repeat, and the answer says so
+        "delete the gym task",
+        "undo",
+        seeds=(seed("Gym", due="monday 7am", repeat="every monday"),),
+        expect=T("Gym", due="2026-11-30 07:00", repeat=None),
+        reply="so the copy doesn't repeat (it repeated every Monday)",
+    ),
+    case(
+        "mark milk and mom done",
+        "undo",
+        seeds=MILK_AND_MOM,
+        expect=(T("Buy milk", done=False), T("Call mom", done=False)),
+        reply='Undid 2 changes:\n- marking "Buy milk" done (reopened it)\n- marking "Call mom" done',
+    ),
+    case("add tasks: buy milk, call mom and pay rent", "undo", seeds=(seed("Gym"),), expect=T("Gym")),
+    case(
+        "delete all tasks",
+        "yes, delete all 3",
+        "undo",
+        seeds=THREE,
+        expect=(),
+        reply='so I changed nothing. It deleted 3 tasks: "Buy milk", "Call mom", "Pay rent".',
+    ),
+    case(  # one task, but after "This can't be undone" and a confirmation: still a bulk delete
+        "clear completed",
+        "yes, delete all 1",
+        "undo",
+        seeds=(seed("Old chore", done=True), seed("New chore")),
+        expect=T("New chore", done=False),
+        reply="I can't undo a bulk delete",
+    ),
+    case(
+        "undo",
+        seeds=MILK_AND_MOM,
+        expect=(T("Buy milk"), T("Call mom")),
+        reply="There is nothing for me to undo",
+    ),
+    case(
+        "show all",
+        "undo",
+        seeds=MILK_AND_MOM,
+        expect=(T("Buy milk"), T("Call mom")),
+        reply="There is nothing for me to undo",
+    ),
+    case(  # a second undo takes back the change before, as Ctrl+Z does
+        "add buy milk",
+        "mark it done",
+        "undo",
+        "undo",
+        seeds=(seed("Call mom"),),
+        expect=T("Call mom", done=False),
+        reply='Undid adding "Buy milk" (deleted it).',
+    ),
+    case(
+        "add dentist tomorrow 3pm",
+        "move the dentist to monday 4pm",
+        "make it urgent",
+        "undo",
+        "undo",
+        expect=T("Dentist", due="2026-11-28 15:00", priority="none"),
+    ),
+    case(
+        "add buy milk",
+        "undo",
+        "undo",
+        expect=(),
+        reply="I have undone every change of this conversation that I remember, and I can't redo",
+    ),
+    case(
+        "add buy milk",
+        "undo",
+        "cancel that",
+        expect=(),
+        reply="That was an undo, and I can't redo",
+    ),
+    case(
+        "add buy milk",
+        "show all",
+        "cancel that",  # the previous answer changed nothing
+        expect=T("Buy milk"),
+        reply="My last answer changed nothing, so there is nothing to cancel.",
+    ),
+    case(
+        "delete milk",
+        "undo",  # drops the question; deletes nothing
+        seeds=TWO_MILKS,
+        expect=(T("Buy milk"), T("Buy oat milk")),
+        reply="OK, I left everything as it was.",
+    ),
+    case(
+        "add dentist tomorrow 3pm",
+        "cancel it",  # undo the add, or delete the task? Not guessed
+        expect=T("Dentist"),
+        reply='To undo my last change, say "undo"',
+    ),
+    case("cancel the dentist", seeds=(seed("Dentist"), seed("Gym")), expect=T("Gym")),
+    case("undo the milk task", seeds=(seed("Buy milk", done=True),), expect=T("Buy milk", done=False)),
+    # -------------------------------------------------- a place alone, right after a listing: its details
+    case(
+        "what's due this week",
+        "the second one",
+        seeds=WEEK,
+        expect=(T("Call mom"), T("Buy milk"), T("Pay rent", done=False), T("Dentist")),
+        reply='"Pay rent": open (due Sat 28 Nov, 18:00).',
+    ),
+    case(
+        "what's due this week",
+        "number 2",
+        seeds=(*WEEK[:2], seed("Pay rent", due="saturday 6pm", description="ask for the receipt"), WEEK[3]),
+        expect=(T("Call mom"), T("Buy milk"), T("Pay rent"), T("Dentist")),
+        reply='"Pay rent": open (due Sat 28 Nov, 18:00).\nNotes: "ask for the receipt"',
+    ),
+    case("what's due this week", "3", seeds=WEEK, expect=tuple(T(s.title) for s in WEEK), reply='"Call mom"'),
+    case(
+        "what's due this week",
+        "the last one",
+        seeds=WEEK,
+        expect=tuple(T(s.title) for s in WEEK),
+        reply='"Call mom": open (due Sun 29 Nov, 17:00).',
+    ),
+    case(
+        "what's due this week",
+        "2",
+        "the first one",  # still counts in the listing shown
+        seeds=WEEK,
+        expect=tuple(T(s.title) for s in WEEK),
+        reply='"Buy milk": open (due Sat 28 Nov, 09:00).',
+    ),
+    case(
+        "what's due this week",
+        "the second one",
+        "mark it done",
+        seeds=WEEK,
+        expect=(T("Pay rent", done=True), T("Buy milk", done=False), T("Call mom", done=False), T("Dentist")),
+    ),
+    case(
+        "what's due this week",
+        "5",
+        seeds=WEEK,
+        expect=tuple(T(s.title) for s in WEEK),
+        reply="there is no 5th one. Reply with a number from 1 to 3.",
+    ),
+    case(
+        "show all",
+        "the last one",  # ten of eleven shown
+        seeds=tuple(seed(f"Chore {number:02d}") for number in range(1, 12)),
+        expect=tuple(T(f"Chore {number:02d}") for number in range(1, 12)),
+        reply="I showed only 10 of 11 tasks, so I can't tell which is the last.",
+    ),
+    case(
+        "the second one",  # no listing before
+        seeds=WEEK,
+        expect=tuple(T(s.title) for s in WEEK),
+        reply="I'm not sure what you're choosing from.",
+    ),
     # ------------------------------------------------------------------------------ small talk
     case(
         "what's the weather like?",
@@ -652,5 +938,7 @@ async def test_offline_conversation(offline: Offline, case: Case) -> None:
             wanted = getattr(expected, name)
             if wanted is not ...:
                 assert value == wanted, (expected.title, name, replies)
+        if expected.notes is not ...:  # a listing leaves the description out
+            assert (await offline.tasks.get(caller, task.id)).description == expected.notes, replies
         if task.due is not None:
             assert task.due.utcoffset() == task.due.astimezone(zone).utcoffset()

@@ -44,7 +44,11 @@ WHEN = {  # the date words these tests use, as the server would resolve them at 
     "6pm": at(27, 18),
     "7pm": at(27, 19),
 }
-REPEATS = {"every week": ("FREQ=WEEKLY", "every week"), "daily": ("FREQ=DAILY", "every day")}
+REPEATS = {  # phrase or RRULE -> (RRULE, words), as the server reads them
+    "every week": ("FREQ=WEEKLY", "every week"),
+    "daily": ("FREQ=DAILY", "every day"),
+    "FREQ=DAILY": ("FREQ=DAILY", "every day"),
+}
 
 
 class StoreError(Exception):
@@ -500,6 +504,97 @@ async def test_delete_one(store: Store) -> None:
     assert [name for name, _ in tool_calls(result)] == ["list_tasks", "delete_task"]
     assert store.titles() == ["Call mom"]
     assert result.final_output == 'Deleted "Buy milk".'
+
+
+async def test_undo_checks_the_task_is_as_left_then_reverts_with_the_tools(store: Store) -> None:
+    added = await say(store, "add buy milk tomorrow")
+    (milk,) = store.tasks
+    undone = await say(store, "undo", history=added)
+    assert tool_calls(undone) == [("get_task", {"task_id": milk}), ("delete_task", {"task_id": milk})]
+    assert undone.final_output == 'Undid adding "Buy milk" (deleted it).'
+    assert store.tasks == {}
+
+
+async def test_undo_of_an_update_puts_back_only_what_changed_as_iso(store: Store) -> None:
+    dentist = store.add("Dentist", due="tomorrow 9am", tags=["health"], priority="high")
+    moved = await say(store, "move the dentist to friday 3pm")
+    undone = await say(store, "undo", history=moved)
+    assert tool_calls(undone)[-1] == (
+        "update_task",
+        {"task_id": dentist["id"], "due": "2026-11-28T09:00:00-05:00"},
+    )
+    assert undone.final_output == 'Undid the change to "Dentist" (put back: due Sat 28 Nov, 09:00).'
+    assert store.tasks[dentist["id"]]["due"] == WHEN["tomorrow 9am"].isoformat()
+
+
+async def test_undo_puts_nothing_back_over_a_change_made_elsewhere(store: Store) -> None:
+    dentist = store.add("Dentist", due="tomorrow 9am")
+    moved = await say(store, "move the dentist to friday 3pm")
+    store.update(dentist["id"], priority="high")  # in the web UI, meanwhile
+    undone = await say(store, "undo", history=moved)
+    assert [name for name, _ in tool_calls(undone)] == ["get_task"]
+    assert str(undone.final_output).startswith('I changed nothing: "Dentist" has changed since')
+    assert store.tasks[dentist["id"]]["due"] == WHEN["friday 3pm"].isoformat()
+
+
+async def test_undo_of_an_add_deleted_meanwhile_changes_nothing(store: Store) -> None:
+    added = await say(store, "add buy milk")
+    store.tasks.clear()
+    undone = await say(store, "undo", history=added)
+    assert [name for name, _ in tool_calls(undone)] == ["get_task"]
+    assert str(undone.final_output).startswith('I changed nothing: I can\'t find "Buy milk" any more')
+
+
+async def test_undo_never_guesses_what_a_task_was_before_a_change_by_id(store: Store) -> None:
+    dentist = store.add("Dentist", due="tomorrow 9am")
+    moved = await say(store, f"move {dentist['id']} to friday 3pm")
+    assert [name for name, _ in tool_calls(moved)] == ["update_task"]  # never looked at before the change
+    undone = await say(store, "undo", history=moved)
+    assert tool_calls(undone) == []
+    assert undone.final_output == (
+        'I changed nothing: I never saw "Dentist" as it was just before that change, '
+        "so I don't know what to put back."
+    )
+
+
+async def test_undo_of_a_delete_adds_a_copy_of_the_task_as_last_seen(store: Store) -> None:
+    store.add("Buy milk", due="tomorrow 9am", tags=["errands"], description="oat", repeat="daily")
+    deleted = await say(store, "delete the milk task")
+    undone = await say(store, "undo", history=deleted)
+    assert tool_calls(undone) == [
+        (
+            "add_task",
+            {
+                "title": "Buy milk",
+                "description": "oat",
+                "tags": ["errands"],
+                "due": "2026-11-28T09:00:00-05:00",
+                "repeat": "FREQ=DAILY",
+            },
+        )
+    ]
+    assert undone.final_output == 'Undid deleting "Buy milk" (added it back as a new task, with a new id).'
+
+
+async def test_undoing_done_on_a_repeating_task_says_the_next_one_stays(store: Store) -> None:
+    gym = store.add("Gym", due="tomorrow", repeat="every week")
+    done = await say(store, "mark the gym done")
+    undone = await say(store, "undo", history=done)
+    assert tool_calls(undone)[-1] == ("reopen_task", {"task_id": gym["id"]})
+    assert undone.final_output == (
+        'Undid marking "Gym" done (reopened it). '
+        '"Gym" repeats, so its next occurrence, if added meanwhile, stays on your list.'
+    )
+
+
+async def test_a_place_alone_after_a_listing_shows_that_task(store: Store) -> None:
+    store.add("Buy milk", due="tomorrow 9am")
+    rent = store.add("Pay rent", description="ask for the receipt")
+    listed = await say(store, "show all")
+    shown = await say(store, "2", history=listed)
+    assert tool_calls(shown) == [("get_task", {"task_id": rent["id"]})]
+    assert shown.final_output == '"Pay rent": open.\nNotes: "ask for the receipt"'
+    assert not any(task["completed"] for task in store.tasks.values())
 
 
 async def test_bulk_delete_asks_and_deletes_nothing_without_the_exact_confirmation(store: Store) -> None:

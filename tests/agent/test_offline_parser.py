@@ -26,6 +26,7 @@ from agent.offline_parser import (
     Select,
     Skip,
     Thanks,
+    Undo,
     Unknown,
     parse,
 )
@@ -320,13 +321,39 @@ CASES: list[tuple[str, Intent]] = [
             "delete the milk task",
         ),
     ),
+    # ------------------------------------------------------------------ undo: the last change, not words
+    ("undo", Undo()),
+    ("Undo!", Undo()),
+    ("undo that", Undo()),
+    ("undo it", Undo()),
+    ("undo the last change", Undo()),
+    ("undo my last change", Undo()),
+    ("please undo", Undo()),
+    ("revert", Undo()),
+    ("revert that", Undo()),
+    ("take that back", Undo()),
+    ("put it back", Undo()),
+    ("oops undo", Undo()),
+    ("Oops, undo that!", Undo()),
+    ("can you undo that?", Undo()),
+    ("cancel that", Undo(just_now=True)),
+    ("scratch that", Undo(just_now=True)),
     (
-        "cancel that",
+        "cancel it",  # undo my change, or delete the task "it" names? Not guessed
         Unknown(
-            "I can't undo a change. To delete a task, name it by words from its title.",
+            'To undo my last change, say "undo"; to delete a task, name it by words from its title.',
             "delete the milk task",
         ),
     ),
+    ("cancel the dentist", Act("delete", "dentist")),
+    ("undo the milk task", Act("reopen", "milk")),
+    ("undo milk", Act("reopen", "milk")),
+    ("undo the last one", Act("reopen", "it", position=-1)),
+    (
+        "can i undo that?",
+        Unknown("A question never changes your tasks; to have it done, say it as a command.", "undo that"),
+    ),
+    ("how do i undo?", Help()),
     ("when is the dentist?", ListTasks(Filters(status="all", query="dentist"), ask="when")),
     ("when's the dentist due", ListTasks(Filters(status="all", query="dentist"), ask="when")),
     ("what time is my yoga class", ListTasks(Filters(status="all", query="yoga class"), ask="when")),
@@ -495,6 +522,25 @@ def test_a_field_named_for_removal_is_never_read_as_a_delete(utterance: str) -> 
     assert not (isinstance(intent, Act) and intent.action == "delete"), intent
 
 
+@pytest.mark.parametrize(
+    "utterance",
+    [
+        "undo the report",
+        "revert the milk one to yesterday",
+        "take milk back",
+        "cancel the last one",
+        "undone",
+    ],
+)
+def test_an_undo_is_never_read_from_a_tasks_words(utterance: str) -> None:
+    assert not isinstance(parse(utterance, now=NOW, tz=TZ), Undo)
+
+
+@pytest.mark.parametrize("utterance", ["2", "number 2", "the second one", "the 2nd one", "the last one"])
+def test_a_place_alone_is_a_choice_the_model_reads_in_the_listing_just_shown(utterance: str) -> None:
+    assert isinstance(parse(utterance, now=NOW, tz=TZ), Select)
+
+
 def test_no_command_deletes_several_tasks_without_being_a_bulk_delete() -> None:
     for utterance, intent in CASES:
         if "delete" in utterance or "remove" in utterance or "clear" in utterance:
@@ -532,7 +578,7 @@ def test_is_fast() -> None:
 def test_any_text_yields_an_intent(text: str) -> None:
     intent = parse(text, now=NOW, tz=TZ)
     assert isinstance(
-        intent, Add | ListTasks | Act | BulkDelete | Select | Confirm | Deny | Help | Thanks | Unknown
+        intent, Add | ListTasks | Act | BulkDelete | Select | Confirm | Deny | Undo | Help | Thanks | Unknown
     )
     if isinstance(intent, Add):
         assert intent.title and intent.title == intent.title.strip()
