@@ -4,7 +4,7 @@ import { auth } from "./api.js";
 import { initChat, resetChat, useExample } from "./chat.js";
 import { $, icon } from "./dom.js";
 import { liveUpdates } from "./live.js";
-import { dismissNewestToast, notifications, reminderToast } from "./notify.js";
+import { dismissNewestToast, notifications, reminderToast, undoNewest } from "./notify.js";
 import { applyEvent, applyToolResult, initTasks, loadTasks, resetTasks, retryFailedLoad } from "./tasks.js";
 
 const STATUS_TEXT = {
@@ -82,6 +82,8 @@ function bindSignIn(live) {
   });
   $("signin-cancel").addEventListener("click", () => dialog.close("cancel"));
   dialog.addEventListener("close", () => updateAuthButtons());
+  $("sign-in").prepend(icon("log-in"));
+  $("sign-out").prepend(icon("log-out"));
   $("sign-in").addEventListener("click", () => openSignIn(signInReason));
   $("sign-out").addEventListener("click", () => {
     auth.set("");
@@ -149,6 +151,12 @@ function start() {
   for (const button of document.querySelectorAll(".view-btn")) {
     button.addEventListener("click", () => showView(button.dataset.view));
   }
+  // On a phone showing the tasks, the message box is in the hidden chat view: show that view first.
+  $("skip-link").addEventListener("click", (event) => {
+    event.preventDefault();
+    showView("chat");
+    $("chat-input").focus();
+  });
 
   auth.changed.on(() => {
     // Another identity (or none): nothing on screen belongs to it.
@@ -158,6 +166,14 @@ function start() {
     live.forget();
     loadTasks();
     live.restart();
+  });
+
+  // Ctrl+Z (Cmd+Z) undoes the newest change a toast offers to undo, unless typing is what it undoes.
+  document.addEventListener("keydown", (event) => {
+    if (event.defaultPrevented || event.key.toLowerCase() !== "z" || event.shiftKey || event.altKey) return;
+    if (!(event.ctrlKey || event.metaKey) || document.querySelector("dialog[open]")) return;
+    if (event.target.closest?.("input, textarea, select, [contenteditable]:not([contenteditable=false])")) return;
+    if (undoNewest()) event.preventDefault();
   });
 
   document.addEventListener("keydown", (event) => {

@@ -3,10 +3,12 @@
 import { api } from "./api.js";
 import { $, append, debounce, h, icon } from "./dom.js";
 import { describeRRule, dueRange, formatLong, formatWhen, isoLocal, startOfDay } from "./format.js";
+import { undoToast } from "./notify.js";
 
 const PAGE = 50; // tasks per request
 const CAP = 200; // most rows rendered at once
 const RANK = { urgent: 4, high: 3, medium: 2, low: 1, none: 0 };
+const FILTERS_OPEN_KEY = "todo-chatbot.filters-open";
 export const EXAMPLES = ["add buy milk tomorrow at 9am #errands", "what's due today?", "mark buy milk done"];
 
 const state = {
@@ -348,12 +350,12 @@ export function resetTasks() {
   state.loaded = false;
   state.loading = false;
   showError("");
-  say("");
   render();
 }
 
 // ---------------------------------------------------------------- actions
 
+/** Complete or reopen a task from its checkbox; a toast offers to undo it. */
 async function toggle(li) {
   const task = li.task;
   if (li.dataset.pending) return; // a click while the last one is in flight
@@ -363,11 +365,21 @@ async function toggle(li) {
   try {
     const full = await api(`/api/tasks/${encodeURIComponent(task.id)}/${action}`, { method: "POST" });
     applyTask(fromApi(full));
-    if (action === "complete") {
-      say(`Marked “${task.title}” done.`, { label: "Undo", run: () => setCompleted(task, false) });
-    } else {
-      say(`Reopened “${task.title}”.`);
-    }
+    const title = full.title || task.title;
+    undoToast({
+      message: action === "complete" ? `Completed “${title}”.` : `Reopened “${title}”.`,
+      taskId: task.id,
+      undo: async () => {
+        const back = await api(`/api/tasks/${encodeURIComponent(task.id)}/${action === "complete" ? "reopen" : "complete"}`, {
+          method: "POST",
+        });
+        applyTask(fromApi(back));
+        return {
+          message: action === "complete" ? `“${back.title}” is open again.` : `“${back.title}” is done again.`,
+          focus: () => focusTask(task.id),
+        };
+      },
+    });
   } catch (error) {
     if (error.status === 404) applyDeleted(task.id);
     showError(error.message);
@@ -377,42 +389,77 @@ async function toggle(li) {
   }
 }
 
-async function setCompleted(task, completed) {
-  try {
-    const full = await api(`/api/tasks/${encodeURIComponent(task.id)}/${completed ? "complete" : "reopen"}`, {
-      method: "POST",
-    });
-    applyTask(fromApi(full));
-    say(completed ? `Marked “${task.title}” done.` : `Reopened “${task.title}”.`);
-  } catch (error) {
-    showError(error.message);
-  }
-}
-
+/**
+ * Delete a task from its bin button, at once: no question first, since a toast offers to undo it.
+ * The whole task is read first (the list holds only summaries), so Undo can put every field back.
+ */
 async function remove(li) {
   const task = li.task;
-  const ok = await confirmDialog(`Delete “${task.title}”? This cannot be undone.`, "Delete");
-  if (!ok) return;
+  if (li.dataset.pending) return;
+  li.dataset.pending = "true";
+  li.setAttribute("aria-busy", "true");
+  const path = `/api/tasks/${encodeURIComponent(task.id)}`;
   try {
-    const answer = await api(`/api/tasks/${encodeURIComponent(task.id)}`, { method: "DELETE" });
+    const full = await api(path);
+    await api(path, { method: "DELETE" });
     applyDeleted(task.id);
-    say(`Deleted “${(answer && answer.title) || task.title}”.`);
+    undoToast({ message: `Deleted “${full.title}”.`, undo: restorer(full) });
   } catch (error) {
     if (error.status === 404) applyDeleted(task.id);
     showError(error.message);
+  } finally {
+    delete li.dataset.pending;
+    li.removeAttribute("aria-busy");
   }
 }
 
-/** A modal yes/no question; resolves true for OK. Escape or Cancel answer false. */
-export function confirmDialog(message, okLabel = "OK") {
-  const dialog = $("confirm-dialog");
-  $("confirm-text").textContent = message;
-  $("confirm-ok").textContent = okLabel;
-  dialog.returnValue = "";
-  return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
-    dialog.showModal();
-  });
+/**
+ * What POST /api/tasks needs to make `full` (a deleted task's TaskOut) again. Left out: a reminder
+ * whose time has passed (it fired already: a new task would ring again at once), and the repeat rule
+ * of a done task (completing the copy would start the series' next occurrence a second time).
+ */
+function recreateFields(full, now = Date.now()) {
+  const fields = { title: full.title, priority: full.priority || "none", tags: full.tags || [] };
+  if (full.description) fields.description = full.description;
+  if (full.due) fields.due = full.due;
+  if (full.repeat && !full.completed) fields.repeat = full.repeat;
+  const remindAt = toMs(full.remind_at);
+  if (remindAt !== null && remindAt > now) {
+    const minutes = full.remind_before_minutes;
+    const followsDue = minutes > 0 && toMs(full.due) - minutes * 60_000 === remindAt;
+    fields.remind = followsDue ? `PT${minutes}M` : full.remind_at;
+  }
+  return fields;
+}
+
+/** Undo of a delete: the task made again (a new id), done again if it was; each step once. */
+function restorer(full) {
+  let restored = null;
+  return async () => {
+    if (!restored) {
+      restored = await api("/api/tasks", { method: "POST", json: recreateFields(full) });
+      applyTask(fromApi(restored));
+    }
+    const path = `/api/tasks/${encodeURIComponent(restored.id)}`;
+    // A repeating task's due date may have been moved off its rule; the new rule would move it back.
+    if (full.due && toMs(restored.due) !== toMs(full.due)) {
+      restored = await api(path, { method: "PATCH", json: { due: full.due } });
+      applyTask(fromApi(restored));
+    }
+    if (full.completed && !restored.completed) {
+      restored = await api(`${path}/complete`, { method: "POST" });
+      applyTask(fromApi(restored));
+    }
+    return { message: `Restored “${restored.title}”.`, focus: () => focusTask(String(restored.id)) };
+  };
+}
+
+/** Focus a task's checkbox if its row is on screen; false when it is not. */
+function focusTask(id) {
+  const li = rowEls.get(id);
+  if (!li || !li.checkVisibility()) return false;
+  li.parts.check.focus();
+  return true;
 }
 
 // ---------------------------------------------------------------- rendering
@@ -554,10 +601,28 @@ function renderFilterCount() {
   if (count) el.append(String(count), h("span", { class: "visually-hidden", text: " active" }));
 }
 
-/** Phones fold the filters away behind the Filters button; wider screens always show them. */
-function setFiltersOpen(open) {
+/**
+ * Phones fold the filters away behind the Filters button; wider screens always show them. Whether
+ * they are shown is kept in localStorage, like the token and the conversation (the filters' values
+ * are not: a reload starts from the open tasks).
+ */
+function setFiltersOpen(open, { store = true } = {}) {
   $("filters-toggle").setAttribute("aria-expanded", String(open));
   $("tasks-pane").classList.toggle("filters-open", open);
+  if (!store) return;
+  try {
+    localStorage.setItem(FILTERS_OPEN_KEY, open ? "true" : "false");
+  } catch {
+    /* storage disabled: remembered for this page only */
+  }
+}
+
+function storedFiltersOpen() {
+  try {
+    return localStorage.getItem(FILTERS_OPEN_KEY) === "true";
+  } catch {
+    return false;
+  }
 }
 
 /** Focus a filter field, or the Filters button when the panel is folded away. */
@@ -629,28 +694,6 @@ function showError(message) {
   el.hidden = !message;
 }
 
-/** A short note under the filters, with an optional action button (e.g. Undo). */
-function say(message, action = null) {
-  const el = $("tasks-status");
-  el.replaceChildren();
-  if (!message) return;
-  el.append(message);
-  if (action) {
-    el.append(" ", h("button", {
-      type: "button", class: "link-btn", "data-testid": "tasks-undo",
-      onclick: () => {
-        el.replaceChildren();
-        action.run();
-      },
-      text: action.label,
-    }));
-  }
-  clearTimeout(say.timer);
-  say.timer = setTimeout(() => {
-    if (!el.contains(document.activeElement)) el.replaceChildren();
-  }, 10_000);
-}
-
 function addTag(tag) {
   const clean = tag.toLowerCase();
   if (!clean || state.tags.has(clean) || state.tags.size >= 200) return;
@@ -705,6 +748,7 @@ export function initTasks(opts) {
     typed.flush();
   });
   const filtersToggle = $("filters-toggle");
+  setFiltersOpen(storedFiltersOpen(), { store: false });
   filtersToggle.addEventListener("click", () => setFiltersOpen(filtersToggle.getAttribute("aria-expanded") !== "true"));
   $("tasks-more").addEventListener("click", () => loadTasks({ more: true }));
   $("tasks-refresh").addEventListener("click", () => loadTasks());

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.helpers import serving
+from tests.helpers import TEST_SECRET, serving, token
 from todo_chatbot.app import create_app
 from todo_chatbot.settings import Settings
 
@@ -397,4 +398,293 @@ async def test_a_reminder_that_has_fired_is_shown_as_past(app_url: str, browser:
     await expect(soon).to_have_attribute("aria-label", re.compile(r"^Reminder at "))
     await expect(page.get_by_test_id("toast").filter(has_text="Stretch")).to_be_visible(timeout=8_000)
     await expect(soon).to_have_attribute("aria-label", re.compile(r"^Reminded at "), timeout=2_000)
+    assert errors == []
+
+
+# What a restored task must have kept of the deleted one (its id, times and version are new).
+KEPT_FIELDS = ("title", "description", "priority", "tags", "due", "remind_at", "remind_before_minutes")
+
+
+async def test_a_delete_from_the_list_asks_nothing_and_undo_puts_every_field_back(
+    app_url: str, browser: Browser
+) -> None:
+    from playwright.async_api import expect
+
+    due = (datetime.now(UTC) + timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        milk = await http.post(
+            "/api/tasks",
+            json={
+                "title": "Buy milk",
+                "description": "Two litres, semi-skimmed",
+                "priority": "high",
+                "tags": ["errands", "dairy"],
+                "due": due.isoformat(),
+                "remind": "30 minutes before",
+                "repeat": "every week",
+            },
+        )
+        assert milk.status_code == 201, milk.text
+        stretch = (await http.post("/api/tasks", json={"title": "Stretch", "description": "10 min"})).json()
+        assert (await http.post(f"/api/tasks/{stretch['id']}/complete")).status_code == 200
+    before = milk.json()
+
+    page, errors = await open_page(browser, app_url)
+    row = page.get_by_test_id("task-row").filter(has_text="Buy milk")
+    await row.get_by_test_id("task-delete").focus()
+    await page.keyboard.press("Enter")
+    await expect(row).to_have_count(0)
+    await expect(page.locator("dialog[open]")).to_have_count(0)  # Undo instead of "Are you sure?"
+    toast = page.get_by_test_id("undo-toast")
+    await expect(toast.get_by_test_id("undo-message")).to_have_text("Deleted “Buy milk”.")
+    await expect(page.get_by_test_id("announcer")).to_contain_text("Deleted “Buy milk”.")
+
+    # Its Undo button is in the tab order (after the task pane), and Enter presses it.
+    for _ in range(20):
+        if await page.evaluate("document.activeElement.dataset.testid") == "undo":
+            break
+        await page.keyboard.press("Tab")
+    await expect(toast.get_by_test_id("undo")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(row).to_have_count(1)
+    await expect(toast).to_have_count(0)
+    await expect(page.get_by_test_id("announcer")).to_have_text("Restored “Buy milk”.")
+    await expect(row.get_by_test_id("task-complete")).to_be_focused()  # not lost with the toast
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        listed = (await http.get("/api/tasks", params={"status": "all"})).json()["tasks"]
+        again = next(t for t in listed if t["title"] == "Buy milk")
+        after = (await http.get(f"/api/tasks/{again['id']}")).json()
+    assert after["id"] != before["id"]
+    assert {k: after[k] for k in KEPT_FIELDS} == {k: before[k] for k in KEPT_FIELDS}
+    assert after["repeat"] == before["repeat"] and after["repeat_text"] == before["repeat_text"]
+    assert after["remind_before_minutes"] == 30
+
+    # A done task comes back done; Ctrl+Z outside a text field undoes the newest change.
+    await page.get_by_test_id("filter-status").select_option("all")
+    done_row = page.get_by_test_id("task-row").filter(has_text="Stretch")
+    await done_row.get_by_test_id("task-delete").click()
+    await expect(done_row).to_have_count(0)
+    await expect(toast.get_by_test_id("undo-message")).to_have_text("Deleted “Stretch”.")
+    await page.keyboard.press("Control+z")
+    await expect(done_row).to_have_attribute("data-completed", "true")
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        listed = (await http.get("/api/tasks", params={"status": "done"})).json()["tasks"]
+        assert [t["title"] for t in listed] == ["Stretch"]
+        restored = (await http.get(f"/api/tasks/{listed[0]['id']}")).json()
+    assert restored["description"] == "10 min" and restored["completed"] is True
+    assert errors == []
+
+
+async def test_a_completion_from_the_list_offers_undo_clear_of_the_message_box_on_a_phone(
+    app_url: str, browser: Browser
+) -> None:
+    from playwright.async_api import expect
+
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        task = (await http.post("/api/tasks", json={"title": "Buy milk"})).json()
+    page, errors = await open_page(browser, app_url, width=375, height=740)
+    await page.get_by_test_id("tab-tasks").click()
+    row = page.get_by_test_id("task-row").filter(has_text="Buy milk")
+    await row.get_by_test_id("task-complete").click()
+    await expect(row).to_have_count(0)
+    toast = page.get_by_test_id("undo-toast")
+    await expect(toast.get_by_test_id("undo-message")).to_have_text("Completed “Buy milk”.")
+    await expect(page.get_by_test_id("announcer")).to_contain_text("Completed “Buy milk”.")
+
+    # Still there in the chat view, and neither on the message box nor off the screen.
+    await page.get_by_test_id("tab-chat").click()
+    await page.wait_for_timeout(300)  # its entrance animation
+    box = await toast.bounding_box()
+    composer = await page.locator("#composer").bounding_box()
+    assert box is not None and composer is not None
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 375, box
+    assert box["y"] + box["height"] <= composer["y"] or box["y"] >= composer["y"] + composer["height"], (
+        box,
+        composer,
+    )
+    await page.get_by_test_id("chat-input").click()
+    await expect(page.get_by_test_id("chat-input")).to_be_focused()
+
+    # The tasks view has no message box: there it waits at the bottom, off the Chat/Tasks switch.
+    await page.get_by_test_id("tab-tasks").click()
+    box = await toast.bounding_box()
+    switch = await page.locator(".view-switch").bounding_box()
+    assert box is not None and switch is not None
+    assert box["y"] >= switch["y"] + switch["height"] and box["y"] + box["height"] <= 740, (box, switch)
+    await toast.get_by_test_id("undo").click()
+    await expect(row).to_have_attribute("data-completed", "false")
+    await expect(toast).to_have_count(0)
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        assert (await http.get(f"/api/tasks/{task['id']}")).json()["completed"] is False
+    assert errors == []
+
+
+async def test_a_failed_undo_says_why_and_can_be_tried_again(app_url: str, browser: Browser) -> None:
+    from playwright.async_api import expect
+
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        await http.post("/api/tasks", json={"title": "Buy milk"})
+    page, errors = await open_page(browser, app_url)
+    row = page.get_by_test_id("task-row").filter(has_text="Buy milk")
+    await row.get_by_test_id("task-complete").click()
+    await expect(row).to_have_count(0)
+    toast = page.get_by_test_id("undo-toast")
+
+    await page.route("**/api/tasks/*/reopen", lambda route: route.abort())
+    await toast.get_by_test_id("undo").click()
+    await expect(toast.get_by_test_id("undo-message")).to_have_text(
+        re.compile(r"^Could not undo: Cannot reach the server")
+    )
+    await expect(page.get_by_test_id("alerter")).to_contain_text("Could not undo: Cannot reach the server")
+    await expect(toast.get_by_test_id("undo")).to_have_text("Try again")
+    await expect(row).to_have_count(0)
+
+    await page.unroute("**/api/tasks/*/reopen")
+    await toast.get_by_test_id("undo").click()
+    await expect(row).to_have_attribute("data-completed", "false")
+    await expect(toast).to_have_count(0)
+    assert errors == []
+
+
+async def test_on_a_phone_the_filters_stay_open_or_closed_across_a_reload(
+    app_url: str, browser: Browser
+) -> None:
+    from playwright.async_api import expect
+
+    page, errors = await open_page(browser, app_url, width=375, height=740)
+    toggle = page.get_by_test_id("filters-toggle")
+    for shown in (True, False):
+        await page.get_by_test_id("tab-tasks").click()
+        await toggle.click()
+        await expect(toggle).to_have_attribute("aria-expanded", str(shown).lower())
+        await page.reload()
+        await expect(page.get_by_test_id("ws-status")).to_have_text("live", timeout=10_000)
+        await page.get_by_test_id("tab-tasks").click()
+        await expect(toggle).to_have_attribute("aria-expanded", str(shown).lower())
+        await expect(page.get_by_test_id("filter-due")).to_be_visible(visible=shown)
+    assert errors == []
+
+
+@pytest.mark.parametrize("width", [320, 390])
+async def test_signed_in_on_a_phone_the_top_bar_keeps_to_one_row(
+    sqlite_url: str, browser: Browser, width: int
+) -> None:
+    from playwright.async_api import expect
+
+    settings = Settings(database_url=sqlite_url, auth_secret=TEST_SECRET)
+    async with serving(create_app(settings)) as url:
+        page = await browser.new_page(viewport={"width": width, "height": 640})
+        await page.add_init_script(
+            f"localStorage.setItem('todo-chatbot.token', {json.dumps(token('alice'))})"
+        )
+        await page.goto(url)
+        await expect(page.get_by_test_id("ws-status")).to_have_text("live", timeout=10_000)
+        sign_out = page.get_by_role("button", name="Sign out")
+        await expect(sign_out).to_be_visible()
+        await expect(page.get_by_role("heading", name="Todo Chatbot")).to_have_count(1)
+        bar = await page.locator(".topbar").bounding_box()
+        assert bar is not None
+        for control in (page.get_by_test_id("ws-status"), page.get_by_test_id("notify-enable"), sign_out):
+            box = await control.bounding_box()
+            assert box is not None
+            assert box["x"] + box["width"] <= width, box
+            assert box["y"] + box["height"] <= bar["y"] + 56, (box, bar)  # not on a second row
+        await sign_out.click()
+        await expect(page.get_by_test_id("signin-dialog")).to_be_visible()
+
+
+async def test_the_skip_link_reaches_the_message_box_from_the_tasks_view_on_a_phone(
+    app_url: str, browser: Browser
+) -> None:
+    from playwright.async_api import expect
+
+    page, errors = await open_page(browser, app_url, width=375, height=740)
+    await page.get_by_test_id("tab-tasks").click()
+    await page.locator(".skip-link").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_test_id("chat-input")).to_be_focused()
+    await expect(page.get_by_test_id("chat-input")).to_be_visible()
+    await expect(page.get_by_test_id("tab-chat")).to_have_attribute("aria-pressed", "true")
+    assert errors == []
+
+
+# Controls smaller than 24 x 24 CSS pixels (WCAG 2.2's minimum target size).
+SMALL_TARGETS = """() => [...document.querySelectorAll("button, summary, a, input, select, textarea")]
+  .filter((el) => el.checkVisibility() && !el.closest(".visually-hidden"))
+  .map((el) => [el.dataset.testid || el.id || el.className, el.getBoundingClientRect()])
+  .filter(([, box]) => box.width < 24 || box.height < 24)
+  .map(([name, box]) => [name, box.width, box.height])"""
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+async def test_every_control_is_at_least_24px_square(app_url: str, browser: Browser, width: int) -> None:
+    from playwright.async_api import expect
+
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        await http.post(
+            "/api/tasks", json={"title": "Buy milk", "tags": ["errands", "home"], "priority": "high"}
+        )
+    page, errors = await open_page(browser, app_url, width=width)
+    await expect(page.get_by_test_id("task-tag")).to_have_count(2)
+    if width < 700:
+        await page.get_by_test_id("tab-tasks").click()
+        await page.get_by_test_id("filters-toggle").click()
+    assert await page.evaluate(SMALL_TARGETS) == []
+    assert errors == []
+
+
+async def test_on_a_touch_screen_no_hover_look_is_left_on_the_row_under_the_finger(
+    app_url: str, browser: Browser
+) -> None:
+    from playwright.async_api import expect
+
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        await http.post("/api/tasks", json={"title": "Buy milk"})
+    # A touch screen; the mouse then stands in for what a tap leaves behind: the row that moves up
+    # under the finger (once the tapped one is done or deleted) stays :hover.
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(app_url)
+    await expect(page.get_by_test_id("ws-status")).to_have_text("live", timeout=10_000)
+    assert await page.evaluate("matchMedia('(hover: none)').matches")
+    await page.get_by_test_id("tab-tasks").click()
+    look = """async (el) => {
+      for (let frame = 0; frame < 120 && !el.matches(":hover"); frame++) {
+        await new Promise(requestAnimationFrame);  // the hover state follows the pointer a frame late
+      }
+      const style = getComputedStyle(el);
+      return [el.matches(":hover"), style.color, style.opacity];
+    }"""
+    check, delete = page.get_by_test_id("task-complete"), page.get_by_test_id("task-delete")
+    await check.hover()
+    assert await check.evaluate(look) == [True, "rgba(0, 0, 0, 0)", "1"]  # no tick
+    await delete.hover()
+    hovered, _, opacity = await delete.evaluate(look)
+    assert hovered and opacity == "0.7"  # no red bin
+    assert errors == []
+    await context.close()
+
+
+@pytest.mark.parametrize("width", [701, 720, 768])
+async def test_beside_the_chat_a_toast_stays_off_the_message_box(
+    app_url: str, browser: Browser, width: int
+) -> None:
+    from playwright.async_api import expect
+
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        await http.post("/api/tasks", json={"title": "Buy milk"})
+    page, errors = await open_page(browser, app_url, width=width, height=900)
+    await page.get_by_test_id("task-complete").click()
+    toast = page.get_by_test_id("undo-toast")
+    await expect(toast).to_be_visible()
+    await page.wait_for_timeout(300)  # its entrance animation
+    box = await toast.bounding_box()
+    chat = await page.locator("#chat-pane").bounding_box()
+    assert box is not None and chat is not None
+    assert box["x"] >= chat["x"] + chat["width"], (box, chat)
+    await page.get_by_test_id("chat-send").click(trial=True)  # nothing in its way
     assert errors == []

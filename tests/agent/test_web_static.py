@@ -19,7 +19,16 @@ from agent.web import STATIC_DIR, content_security_policy, web_router
 
 REPO = Path(__file__).resolve().parents[2]
 ASSETS = sorted(p.name for p in STATIC_DIR.iterdir() if p.is_file())
-TEST_IDS = ["chat-input", "chat-send", "chat-log", "filter-status", "ws-status"]
+TEST_IDS = [
+    "chat-input",
+    "chat-send",
+    "chat-log",
+    "filter-status",
+    "ws-status",
+    "announcer",
+    "alerter",
+    "skip-link",
+]
 # A URL of another origin (the SVG namespace is a name, not a fetch).
 FOREIGN_URL = re.compile(r"(?<![\w.])(?:https?:)?//(?!www\.w3\.org/2000/svg)[a-z0-9.-]+\.[a-z]{2,}")
 MARKUP_SINKS = ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function")
@@ -88,6 +97,9 @@ def test_every_test_id_the_browser_test_relies_on_is_in_the_page(client: TestCli
     for test_id in TEST_IDS:
         assert f'data-testid="{test_id}"' in html, test_id
     assert re.search(r'data-testid="chat-log"[^>]*aria-live="polite"', html)
+    # In the page from the start: a live region added with its words is often not read out.
+    assert re.search(r'data-testid="announcer"[^>]*role="status"[^>]*aria-live="polite"', html)
+    assert re.search(r'data-testid="alerter"[^>]*role="alert"', html)
 
 
 # ---------------------------------------------------------------- headers
