@@ -1,22 +1,29 @@
-"""Recurring tasks: completing an occurrence creates exactly one next occurrence."""
+"""Recurring tasks: completing an occurrence creates exactly one next occurrence; reopening it
+withdraws that next one again while nobody has touched it."""
 
 from __future__ import annotations
 
 from event_handlers.deps import HandlerDeps
 from event_handlers.idempotency import claim
 from event_handlers.intake import Outcome, TaskEvent
-from mcp_server.events import TASK_COMPLETED
+from mcp_server.events import TASK_COMPLETED, TASK_REOPENED
 
 CONSUMER = "recurring"
 
 
 async def handle(event: TaskEvent, deps: HandlerDeps) -> Outcome:
     """On `task.completed` of a repeating task: the next one (same series, next index), once.
+    On `task.reopened` of one: that next one deleted again, if it is as its completion made it.
 
-    The (series, occurrence) unique constraint makes a second completion of the same occurrence
-    (after a reopen) or a redelivery create nothing; COUNT and UNTIL end the series.
+    The (series, occurrence) unique constraint makes a redelivery create nothing, and a completion
+    after a reopen makes the next occurrence anew only if the reopen withdrew it; COUNT and UNTIL
+    end the series.
     """
-    if event.type == TASK_COMPLETED and event.data.recurrence:
+    if event.data.recurrence and event.type in (TASK_COMPLETED, TASK_REOPENED):
         data = event.data.model_dump()
-        await deps.service.create_occurrence(event.user_id, data, claim=claim(CONSUMER, event.id))
+        once = claim(CONSUMER, event.id)
+        if event.type == TASK_COMPLETED:
+            await deps.service.create_occurrence(event.user_id, data, claim=once)
+        else:
+            await deps.service.withdraw_occurrence(event.user_id, data, claim=once)
     return Outcome.SUCCESS

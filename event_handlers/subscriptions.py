@@ -54,7 +54,7 @@ class Subscription:
 SUBSCRIPTIONS: Final[dict[HandlerName, Subscription]] = {
     "audit": Subscription("audit", EVENT_TYPES),
     "reminders": Subscription("reminders", TASK_CHANGES),
-    "recurring": Subscription("recurring", (TASK_COMPLETED,)),
+    "recurring": Subscription("recurring", (TASK_COMPLETED, TASK_REOPENED)),
     "push": Subscription("push", (*TASK_CHANGES, REMINDER_DUE), broadcast=True),
 }
 

@@ -247,6 +247,40 @@ class TaskService:
         self._committed(caller.user_id, written)
         return to_out(task, tz)
 
+    async def withdraw_occurrence(
+        self, user_id: str, reopened: dict[str, Any], *, claim: Claim | None = None
+    ) -> DeletedTask | None:
+        """After an occurrence of a repeating task is reopened (its event `data`): delete the next
+        occurrence its completion made, if nobody has touched it since (version 1, still open), once.
+
+        A series has one open occurrence at a time; without this, undoing "done" left two. An edited
+        or finished next occurrence is someone's work and stays. Completing the reopened one again
+        makes the next one anew. Returns what was deleted, or None.
+        """
+        series, index = reopened.get("seriesId"), reopened.get("occurrence")
+        if not reopened.get("recurrence") or not series or not index:
+            return None
+        now = self.clock()
+        caller = Caller(user_id)
+        statement = select(Task).where(
+            col(Task.user_id) == user_id,
+            col(Task.series_id) == uuid.UUID(str(series)),
+            col(Task.occurrence) == int(index) + 1,
+        )
+        if self.db.is_postgres:
+            statement = statement.with_for_update()
+        async with self.db.transaction() as session:
+            if claim is not None and not await claim(session):
+                return None
+            task = await session.scalar(statement)
+            if task is None or task.completed or task.version != 1:
+                return None
+            data = task_data(task) | {"version": task.version + 1, "updatedAt": int(now.timestamp())}
+            await session.delete(task)
+            written = await self._record(session, caller, TASK_DELETED, str(task.id), data, now)
+        self._committed(user_id, written)
+        return DeletedTask(id=task.id, title=task.title)
+
     async def update(self, caller: Caller, task_id: str | uuid.UUID, patch: TaskPatch) -> TaskOut:
         now = self.clock()
         async with self.db.transaction() as session:

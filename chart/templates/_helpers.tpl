@@ -159,7 +159,7 @@ reminders:
   default: /events/reminders/other
   broadcast: false
 recurring:
-  match: 'event.type == "task.completed"'
+  match: 'event.type in ["task.completed", "task.reopened"]'
   path: /events/recurring
   default: /events/recurring/other
   broadcast: false

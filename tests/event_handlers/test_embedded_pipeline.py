@@ -87,12 +87,19 @@ async def test_daily_task_completion_makes_one_next_occurrence(
         )
         await next_event(socket)  # created
         ok(await mcp.call_tool("complete_task", {"task_id": first["id"]}))
-        kinds = [(await next_event(socket))["type"] for _ in range(2)]
-        assert kinds == ["task.completed", "task.created"]
-        # Reopen and complete again: the same occurrence completed twice still makes only one next one.
+        completed, made = [await next_event(socket) for _ in range(2)]
+        assert (completed["type"], made["type"]) == ("task.completed", "task.created")
+        # Reopened (an undo of "done"), it takes back the untouched next occurrence its completion made:
+        # a series has one open occurrence at a time.
         ok(await mcp.call_tool("reopen_task", {"task_id": first["id"]}))
+        reopened, withdrawn = [await next_event(socket) for _ in range(2)]
+        assert (reopened["type"], withdrawn["type"]) == ("task.reopened", "task.deleted")
+        assert withdrawn["subject"] == made["subject"]
+        open_now = ok(await mcp.call_tool("list_tasks", {"status": "open"}))["tasks"]
+        assert [task["id"] for task in open_now] == [first["id"]]
+        # Completed again, it makes the next one anew: still exactly one.
         ok(await mcp.call_tool("complete_task", {"task_id": first["id"]}))
-        assert [(await next_event(socket))["type"] for _ in range(2)] == ["task.reopened", "task.completed"]
+        assert [(await next_event(socket))["type"] for _ in range(2)] == ["task.completed", "task.created"]
         await asyncio.sleep(0.5)
         page = ok(await mcp.call_tool("list_tasks", {"status": "open"}))
         [second] = page["tasks"]
@@ -104,6 +111,39 @@ async def test_daily_task_completion_makes_one_next_occurrence(
     )
     assert full["due"].startswith("2030-01-11T08:00") and full["remind_before_minutes"] == 15
     assert full["tags"] == ["home"] and full["priority"] == "low"
+
+
+async def test_reopening_keeps_a_next_occurrence_someone_has_changed_or_finished(
+    embedded: str, new_caller: Any, database_url: str
+) -> None:
+    user = new_caller().user_id
+    async with connect(ws_url(embedded, user)) as socket, mcp_over_http(embedded, token(user)) as mcp:
+
+        async def next_occurrence_of(title: str) -> tuple[str, str]:
+            """Add a daily task and complete it: (its id, the next occurrence's id)."""
+            first = ok(
+                await mcp.call_tool("add_task", {"title": title, "repeat": "daily", "due": "2030-01-10"})
+            )
+            await next_event(socket)  # created
+            ok(await mcp.call_tool("complete_task", {"task_id": first["id"]}))
+            _, made = [await next_event(socket) for _ in range(2)]  # completed, the next one created
+            return first["id"], made["subject"]
+
+        edited_first, edited = await next_occurrence_of("Stretch")
+        ok(await mcp.call_tool("update_task", {"task_id": edited, "title": "Stretch longer"}))
+        await next_event(socket)  # updated: the person's work now
+        finished_first, finished = await next_occurrence_of("Read")
+        ok(await mcp.call_tool("complete_task", {"task_id": finished}))
+        await next_event(socket)  # completed
+        await next_event(socket)  # and the occurrence after it created
+        for first in (edited_first, finished_first):
+            ok(await mcp.call_tool("reopen_task", {"task_id": first}))
+            assert (await next_event(socket))["type"] == "task.reopened"
+        await asyncio.sleep(0.5)  # the handler would have deleted them by now
+        for kept in (edited, finished):
+            ok(await mcp.call_tool("get_task", {"task_id": kept}))
+        history = ok(await mcp.call_tool("task_history", {"limit": 50}))
+    assert "task.deleted" not in {entry["type"] for entry in history["entries"]}
 
 
 async def test_history_lists_every_event_and_reconnect_replays(
