@@ -424,7 +424,17 @@ class _ConfirmBulk:
     count: int
 
 
-_Pending: TypeAlias = _Choose | _ConfirmBulk
+@dataclass(frozen=True)
+class _ConfirmUndo:
+    """We asked for "yes, delete all `count`" before the undo said at turn `asked` (`undo`), which
+    deletes `count` tasks: an undo deletes several tasks only when told to, as a bulk delete does."""
+
+    undo: Undo
+    asked: int
+    count: int
+
+
+_Pending: TypeAlias = _Choose | _ConfirmBulk | _ConfirmUndo
 
 
 @dataclass(frozen=True)
@@ -964,7 +974,7 @@ def _changed(fields: set[str], task: _Task, clock: _Clock) -> list[str]:
 
 def _select_flow(intent: Select, context: _Context, before: _Reply | None) -> _Flow:
     pending = before.pending if before is not None else None
-    if isinstance(pending, _ConfirmBulk):
+    if isinstance(pending, _ConfirmBulk | _ConfirmUndo):
         return _Reply(f'To delete them, reply exactly "yes, delete all {pending.count}".', pending)
     if pending is None and before is not None and before.shown is not None and intent.index is not None:
         return (yield from _show_listed(intent.index, before.shown, context))
@@ -1101,6 +1111,8 @@ def _confirm_flow(intent: Confirm, context: _Context, pending: _Pending | None) 
         return _Reply(
             f'To delete them, reply exactly "yes, delete all {pending.count}". Nothing was deleted.', pending
         )
+    if isinstance(pending, _ConfirmUndo):
+        return (yield from _confirmed_undo(pending, context))
     return (yield from _bulk_delete(pending, context))
 
 
@@ -1179,8 +1191,30 @@ def _changes(turn: _Turn) -> list[_Step]:
     ]
 
 
+def _intent(context: _Context, index: int) -> Intent:
+    return parse(context.turns[index].text, now=context.clock.now, tz=context.clock.tz)
+
+
 def _is_undo(context: _Context, index: int) -> bool:
-    return isinstance(parse(context.turns[index].text, now=context.clock.now, tz=context.clock.tz), Undo)
+    """Whether turn `index` was an undo: "undo" itself, or the "yes, delete all N" that let an undo
+    deleting several tasks go ahead (its words read as any confirmation; the turn that asked tells)."""
+    intent = _intent(context, index)
+    if isinstance(intent, Confirm):
+        asker = _asker(context, index)
+        return asker is not None and isinstance(_intent(context, asker), Undo)
+    return isinstance(intent, Undo)
+
+
+def _asker(context: _Context, index: int) -> int | None:
+    """The turn whose question the confirmation at `index` answered: the one before it, or before the
+    replies that only had the question asked again ("yes", a number; they change nothing).
+
+    Read from the words rather than by replaying that turn: the model reads only the conversation's
+    last items, and a replay missing the turns the question was worked out from answers differently."""
+    for earlier in range(index - 1, -1, -1):
+        if _changes(context.turns[earlier]) or not isinstance(_intent(context, earlier), Confirm | Select):
+            return earlier
+    return None
 
 
 def _last_change(context: _Context, index: int) -> int | None:
@@ -1383,7 +1417,8 @@ def _revert(
     if step.name == "complete_task":
         repeats = bool(task.repeat or task.repeat_text)
         again = (
-            f"{_quote(task.title)} repeats, so its next occurrence, if added meanwhile, stays on your list.",
+            f"{_quote(task.title)} repeats: the next occurrence that marking it done added goes too,"
+            " unless it was changed or done since.",
         )
         return _Revert(step.name, task, _Call("reopen_task", {"task_id": task.id}), again if repeats else ())
     if step.name == "reopen_task":
@@ -1413,25 +1448,81 @@ def _revert_update(step: _Step, after: _Task, before: _Task | None) -> _Revert |
     return _Revert(step.name, after, _Call("update_task", {"task_id": after.id, **arguments}))
 
 
+@dataclass(frozen=True)
+class _UndoPlan:
+    """What an undo reverts: the changes of turn `target`, and every task the conversation saw before
+    (to check each task is still as last seen)."""
+
+    target: int
+    reverts: list[_Revert]
+    sightings: list[_Sighting]
+
+    @property
+    def deletes(self) -> list[_Revert]:
+        """The reverts that delete a task (undoing an add)."""
+        return [revert for revert in self.reverts if revert.call.name == "delete_task"]
+
+
 def _undo_flow(intent: Undo, context: _Context, index: int, depth: int) -> _Flow:
-    """Revert the changes of this conversation's last changing turn, all of them or none."""
+    """Revert the changes of this conversation's last changing turn, all of them or none; ask first
+    when that deletes several tasks."""
     before = _reply_before(context, index, depth)
     if before is not None and before.pending is not None:  # "undo" a question: drop it
         return _Reply("OK, I left everything as it was.")
     plan = _undo_plan(intent, context, index)
     if isinstance(plan, _Reply):
         return plan
-    reverts, sightings = plan
-    existing = [revert for revert in reverts if revert.change != "delete_task"]
-    if existing:  # put nothing back over a change made since, elsewhere
-        found = yield [_Call("get_task", {"task_id": revert.task.id}) for revert in existing]
-        stale = [
-            problem
-            for revert, result in zip(existing, found, strict=True)
-            if (problem := _moved_on(revert, result, _last_version(sightings, revert.task.id)))
-        ]
-        if stale:
-            return _Reply("I changed nothing: " + " ".join(stale))
+    if len(plan.deletes) > 1:  # the rule for bulk deletes holds for an undo too: ask, naming the count
+        # No tool call yet (the tasks are checked on the confirmation): the model reads only the
+        # conversation's last items, and a short question keeps the change it undoes among them.
+        return _undo_question(_ConfirmUndo(intent, index, len(plan.deletes)), plan, context)
+    stale = yield from _unchanged_since(plan)
+    if stale:
+        return _Reply("I changed nothing: " + " ".join(stale))
+    return (yield from _revert_all(plan, context))
+
+
+def _undo_question(pending: _ConfirmUndo, plan: _UndoPlan, context: _Context) -> _Reply:
+    """'Undoing my change "add tasks: ..." would delete the 3 tasks it added: ...', as a bulk delete asks."""
+    # in the person's own words, so an add from some answers back is recognised
+    said = _quote(context.turns[plan.target].text, 60)
+    titles = [revert.task.title for revert in plan.deletes]
+    return _Reply(
+        f"Undoing my change {said} would delete the {pending.count} tasks it added: {_names(titles)}. "
+        f'To go ahead, reply "yes, delete all {pending.count}"; anything else keeps them.',
+        pending=pending,
+    )
+
+
+def _confirmed_undo(pending: _ConfirmUndo, context: _Context) -> _Flow:
+    """The undo asked about, derived again from the conversation before the question (as the question
+    was), and made only if its tasks are still as left: the person may have changed one meanwhile."""
+    plan = _undo_plan(pending.undo, context, pending.asked)
+    if isinstance(plan, _Reply):
+        return plan
+    stale = yield from _unchanged_since(plan)
+    if stale:
+        return _Reply("I changed nothing: " + " ".join(stale))
+    return (yield from _revert_all(plan, context))
+
+
+def _unchanged_since(plan: _UndoPlan) -> Generator[list[_Call], list[_Result], list[str]]:
+    """Why the reverts must not be made: each task that still exists is fetched, and one gone or
+    changed since this conversation last saw it (somewhere else) stops them all."""
+    existing = [revert for revert in plan.reverts if revert.change != "delete_task"]
+    if not existing:
+        return []
+    found = yield [_Call("get_task", {"task_id": revert.task.id}) for revert in existing]
+    return [
+        problem
+        for revert, result in zip(existing, found, strict=True)
+        if (problem := _moved_on(revert, result, _last_version(plan.sightings, revert.task.id)))
+    ]
+
+
+def _revert_all(plan: _UndoPlan, context: _Context) -> _Flow:
+    """Make the reverts (checked already) and say what each did."""
+    reverts = plan.reverts
     outcomes = yield [revert.call for revert in reverts]
     text = _undone(reverts, outcomes, context.clock)
     copies = [
@@ -1450,7 +1541,7 @@ def _undo_flow(intent: Undo, context: _Context, index: int, depth: int) -> _Flow
     return _Reply(text)
 
 
-def _undo_plan(intent: Undo, context: _Context, index: int) -> tuple[list[_Revert], list[_Sighting]] | _Reply:
+def _undo_plan(intent: Undo, context: _Context, index: int) -> _UndoPlan | _Reply:
     """The reverts an undo at `index` makes (and what the conversation saw, to check them by), or the
     answer saying why it makes none."""
     target = _undo_target(intent, context, index)
@@ -1459,7 +1550,7 @@ def _undo_plan(intent: Undo, context: _Context, index: int) -> tuple[list[_Rever
     turn = context.turns[target]
     changes = _changes(turn)
     deleted = [step for step in changes if step.name == "delete_task"]
-    confirmed = isinstance(parse(turn.text, now=context.clock.now, tz=context.clock.tz), Confirm)
+    confirmed = isinstance(_intent(context, target), Confirm)
     if len(deleted) > 1 or (deleted and confirmed):  # the confirmation said it can't be undone
         return _bulk_undo_refused(deleted)
     if len(changes) > UNDO_MAX:
@@ -1476,7 +1567,7 @@ def _undo_plan(intent: Undo, context: _Context, index: int) -> tuple[list[_Rever
     if any(revert.change == "delete_task" and revert.task.completed for revert in reverts):
         needed.add("complete_task")
     missing = sorted(needed - context.tools)
-    return _missing(missing[0]) if missing else (reverts, sightings)
+    return _missing(missing[0]) if missing else _UndoPlan(target, reverts, sightings)
 
 
 def _reverts(
@@ -1506,8 +1597,16 @@ def _moved_on(revert: _Revert, result: _Result, version: int | None) -> str | No
         return f"I can't find {name} any more ({result.error})."
     now = _Task.of(result.data)
     if now is not None and version is not None and now.version != version:
-        return f"{name} has changed since (somewhere else?), so I won't put back what it was before."
+        # an added task changed since may hold work the person wants to keep: not deleted
+        refusal = "delete it" if revert.change == "add_task" else "put back what it was before"
+        return f"{name} has changed since (somewhere else?), so I won't {refusal}."
     return None
+
+
+def _names(titles: Sequence[str]) -> str:
+    """'"Buy milk", "Call mom"': the first five titles, then how many more."""
+    names = ", ".join(_quote(title, 40) for title in titles[:5])
+    return names + (f" and {len(titles) - 5} more" if len(titles) > 5 else "")
 
 
 def _bulk_undo_refused(steps: Sequence[_Step]) -> _Reply:
@@ -1517,12 +1616,9 @@ def _bulk_undo_refused(steps: Sequence[_Step]) -> _Reply:
         for step in steps
         if step.result is not None and isinstance(step.result.data, Mapping)
     ]
-    names = ", ".join(_quote(title, 40) for title in titles[:5])
-    if len(titles) > 5:
-        names += f" and {len(titles) - 5} more"
     return _Reply(
         "I can't undo a bulk delete (as I said before you confirmed it), so I changed nothing. "
-        f"It deleted {count}: {names}. To get one back, add it again."
+        f"It deleted {count}: {_names(titles)}. To get one back, add it again."
     )
 
 

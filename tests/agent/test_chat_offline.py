@@ -19,7 +19,7 @@ import pytest
 
 from agent.offline_model import OfflineModel
 from mcp_server.db import Database
-from mcp_server.schemas import TaskCreate, TaskQuery
+from mcp_server.schemas import TaskCreate, TaskPatch, TaskQuery
 from mcp_server.service import Caller, TaskService
 from tests.agent.test_chat_http import ChatApp, chat_app, in_process
 from tests.conftest import FixedClock
@@ -76,6 +76,9 @@ def case(*says: str, expect: tuple[T, ...] | T = (), **options: Any) -> Case:
 MILK_AND_MOM = (seed("Buy milk", due="tomorrow 9am"), seed("Call mom"))
 TWO_MILKS = (seed("Buy milk", due="tomorrow 9am"), seed("Buy oat milk", due="next friday 3pm"))
 THREE = (seed("Buy milk"), seed("Call mom"), seed("Pay rent"))
+PLUMBER_WATER_RENT = (
+    "add tasks: call the plumber tomorrow at 10am #home, water plants every sunday morning, pay rent friday"
+)
 # "what's due this week" shows Buy milk, Pay rent, Call mom in this order; the dentist is next week
 WEEK = (
     seed("Call mom", due="sunday 5pm"),
@@ -721,7 +724,127 @@ CASES = [
         expect=(T("Buy milk", done=False), T("Call mom", done=False)),
         reply='Undid 2 changes:\n- marking "Buy milk" done (reopened it)\n- marking "Call mom" done',
     ),
-    case("add tasks: buy milk, call mom and pay rent", "undo", seeds=(seed("Gym"),), expect=T("Gym")),
+    # --------------------------------------- an undo that deletes several tasks asks first, as bulk deletes
+    case(
+        "add tasks: buy milk, call mom and pay rent",
+        "undo",
+        seeds=(seed("Gym"),),
+        expect=(T("Buy milk"), T("Call mom"), T("Pay rent"), T("Gym")),
+        reply='Undoing my change "add tasks: buy milk, call mom and pay rent" would delete the 3 tasks it '
+        'added: "Buy milk", "Call mom", "Pay rent". To go ahead, reply "yes, delete all 3"; anything else '
+        "keeps them.",
+    ),
+    case(
+        "add tasks: buy milk, call mom and pay rent",
+        "undo",
+        "yes, delete all 3",
+        seeds=(seed("Gym"),),
+        expect=T("Gym"),
+        reply='Undid 3 changes:\n- adding "Buy milk" (deleted it)\n- adding "Call mom" (deleted it)',
+    ),
+    case(  # the confirmed undo was an undo: the next one reaches the change before, never re-adds
+        "mark the milk one done",
+        "add tasks: water plants every sunday morning, pay rent friday",
+        "undo",
+        "yes, delete all 2",
+        "undo",
+        seeds=MILK_AND_MOM,
+        expect=(T("Buy milk", done=False), T("Call mom", done=False)),
+        reply='Undid marking "Buy milk" done (reopened it).',
+    ),
+    case(
+        "add tasks: buy milk, call mom",
+        "cancel that",
+        "yes, delete all 2",
+        "undo",
+        expect=(),
+        reply="I have undone every change of this conversation that I remember, and I can't redo",
+    ),
+    case(
+        "add tasks: buy milk, call mom",
+        "undo",
+        "yes, delete all 2",
+        "cancel that",
+        expect=(),
+        reply="That was an undo, and I can't redo",
+    ),
+    case(  # the reported conversation: the third undo reaches back to the list
+        PLUMBER_WATER_RENT,
+        "mark the plumber one done",
+        "undo",
+        "move pay rent to monday 9am",
+        "undo",
+        "undo",
+        expect=(
+            T("Call the plumber", due="2026-11-28 10:00", tags=["home"], done=False),
+            T("Water plants", due="2026-11-29 09:00", repeat="every Sunday"),
+            T("Pay rent", due="2026-12-04 09:00"),
+        ),
+        reply='would delete the 3 tasks it added: "Call the plumber", "Water plants", "Pay rent". '
+        'To go ahead, reply "yes, delete all 3"; anything else keeps them.',
+    ),
+    case(
+        PLUMBER_WATER_RENT,
+        "mark the plumber one done",
+        "undo",
+        "move pay rent to monday 9am",
+        "undo",
+        "undo",
+        "yes, delete all 3",
+        "undo",
+        seeds=(seed("Gym"),),
+        expect=T("Gym"),
+        reply="I have undone every change of this conversation that I remember, and I can't redo",
+    ),
+    case(  # 18 tasks: the list added is still in the part of the conversation the model reads
+        "add tasks: " + ", ".join(f"chore {number}" for number in range(1, 19)),
+        "undo",
+        "yes, delete all 18",
+        seeds=(seed("Gym"),),
+        expect=T("Gym"),
+        reply="Undid 18 changes:",
+    ),
+    case(
+        "add tasks: buy milk, call mom and pay rent",
+        "undo",
+        "yes, delete all 2",
+        expect=(T("Buy milk"), T("Call mom"), T("Pay rent")),
+        reply='To delete them, reply exactly "yes, delete all 3". Nothing was deleted.',
+    ),
+    case(
+        "add tasks: buy milk, call mom and pay rent",
+        "undo",
+        "yes",
+        "yes, delete all 3",
+        expect=(),
+    ),
+    case(  # the reported conversation, asked again once: the list added is still read
+        PLUMBER_WATER_RENT,
+        "mark the plumber one done",
+        "undo",
+        "move pay rent to monday 9am",
+        "undo",
+        "undo",
+        "yes",
+        "yes, delete all 3",
+        expect=(),
+        reply='Undid 3 changes:\n- adding "Call the plumber" (deleted it)',
+    ),
+    case(
+        "add tasks: buy milk, call mom and pay rent",
+        "undo",
+        "no",
+        "yes, delete all 3",
+        expect=(T("Buy milk"), T("Call mom"), T("Pay rent")),
+    ),
+    case(
+        "add tasks: buy milk, call mom",
+        "undo",
+        "undo",  # drops the question
+        "yes, delete all 2",
+        expect=(T("Buy milk"), T("Call mom")),
+        reply="There's nothing waiting for confirmation, so I didn't delete anything.",
+    ),
     case(
         "delete all tasks",
         "yes, delete all 3",
@@ -942,3 +1065,30 @@ async def test_offline_conversation(offline: Offline, case: Case) -> None:
             assert (await offline.tasks.get(caller, task.id)).description == expected.notes, replies
         if task.due is not None:
             assert task.due.utcoffset() == task.due.astimezone(zone).utcoffset()
+
+
+async def test_a_confirmed_undo_deletes_nothing_when_a_task_changed_after_the_question(
+    offline: Offline,
+) -> None:
+    """Between "undo" (which asks, as it would delete several tasks) and "yes, delete all 3", one of the
+    tasks is changed elsewhere (the web UI): the undo checks each task first and deletes none."""
+    offline.clock.now = NOW
+    user = f"offline-{uuid.uuid4().hex[:10]}"
+    caller = Caller(user, NY)
+    conversation_id = None
+    replies = []
+    for message in ("add tasks: buy milk, call mom and pay rent", "undo", None, "yes, delete all 3", "undo"):
+        if message is None:
+            (rent,) = (await offline.tasks.list_tasks(caller, TaskQuery(status="all", query="rent"))).tasks
+            await offline.tasks.update(caller, rent.id, TaskPatch(priority="high"))
+            continue
+        answer = await offline.app.send(user, message, conversation_id, NY)
+        assert answer["error"] is None, answer
+        conversation_id = answer["conversation_id"]
+        replies.append(answer["reply"])
+    assert replies[2] == (
+        'I changed nothing: "Pay rent" has changed since (somewhere else?), so I won\'t delete it.'
+    )
+    assert replies[3].startswith("Undoing my change"), replies  # nothing was undone: it asks again
+    page = await offline.tasks.list_tasks(caller, TaskQuery(status="all", sort="title", limit=100))
+    assert sorted(task.title for task in page.tasks) == ["Buy milk", "Call mom", "Pay rent"], replies

@@ -18,7 +18,7 @@ from agents import Agent, FunctionTool, RunConfig, Runner, SQLiteSession, functi
 from agents.items import TResponseInputItem
 from agents.result import RunResult, RunResultStreaming
 from agents.tool import ToolOutputText
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from openai.types.responses import ResponseTextDeltaEvent
 
@@ -583,8 +583,112 @@ async def test_undoing_done_on_a_repeating_task_says_the_next_one_stays(store: S
     assert tool_calls(undone)[-1] == ("reopen_task", {"task_id": gym["id"]})
     assert undone.final_output == (
         'Undid marking "Gym" done (reopened it). '
-        '"Gym" repeats, so its next occurrence, if added meanwhile, stays on your list.'
+        '"Gym" repeats: the next occurrence that marking it done added goes too,'
+        " unless it was changed or done since."
     )
+
+
+THREE = ("Buy milk", "Call mom", "Pay rent")
+SEVERAL = 'Undoing my change "add tasks: buy milk, call mom and pay rent" would delete the 3 tasks it added'
+
+
+async def test_undo_of_several_adds_asks_and_deletes_only_on_the_exact_count(store: Store) -> None:
+    added = await say(store, "add tasks: buy milk, call mom and pay rent")
+    ids = [next(key for key, task in store.tasks.items() if task["title"] == title) for title in THREE]
+    asked = await say(store, "undo", history=added)
+    assert tool_calls(asked) == []  # the tasks are checked when the person confirms
+    assert asked.final_output == (
+        f'{SEVERAL}: "Buy milk", "Call mom", "Pay rent". '
+        'To go ahead, reply "yes, delete all 3"; anything else keeps them.'
+    )
+    assert sorted(store.tasks) == sorted(ids)
+
+    vague = await say(store, "yes", history=asked)
+    assert tool_calls(vague) == []
+    assert vague.final_output == 'To delete them, reply exactly "yes, delete all 3". Nothing was deleted.'
+    wrong = await say(store, "yes, delete all 2", history=vague)
+    assert tool_calls(wrong) == [] and len(store.tasks) == 3
+
+    confirmed = await say(store, "yes, delete all 3", history=wrong)
+    assert tool_calls(confirmed) == [("get_task", {"task_id": task_id}) for task_id in ids] + [
+        ("delete_task", {"task_id": task_id}) for task_id in ids
+    ]
+    assert confirmed.final_output == (
+        "Undid 3 changes:\n"
+        '- adding "Buy milk" (deleted it)\n- adding "Call mom" (deleted it)\n- adding "Pay rent" (deleted it)'
+    )
+    assert store.tasks == {}
+
+
+async def test_a_confirmed_undo_counts_as_an_undo_and_is_never_undone(store: Store) -> None:
+    milk = store.add("Buy milk")
+    done = await say(store, "mark the milk one done")
+    added = await say(store, "add tasks: call mom, pay rent", history=done)
+    asked = await say(store, "undo", history=added)
+    confirmed = await say(store, "yes, delete all 2", history=asked)
+    assert store.titles() == ["Buy milk"]
+
+    cancelled = await say(store, "cancel that", history=confirmed)
+    assert tool_calls(cancelled) == []
+    assert str(cancelled.final_output).startswith("That was an undo, and I can't redo")
+
+    before = await say(store, "undo", history=confirmed)  # Ctrl+Z again: the change before the add
+    assert tool_calls(before) == [
+        ("get_task", {"task_id": milk["id"]}),
+        ("reopen_task", {"task_id": milk["id"]}),
+    ]
+    assert before.final_output == 'Undid marking "Buy milk" done (reopened it).'
+    last = await say(store, "undo", history=before)
+    assert tool_calls(last) == []
+    assert str(last.final_output).startswith("I have undone every change of this conversation")
+    assert store.titles() == ["Buy milk"]
+
+
+async def test_a_confirmed_undo_changes_nothing_when_a_task_changed_since_the_question(store: Store) -> None:
+    added = await say(store, "add tasks: buy milk, call mom and pay rent")
+    asked = await say(store, "undo", history=added)
+    rent = next(task for task in store.tasks.values() if task["title"] == "Pay rent")
+    store.update(rent["id"], priority="high")  # in the web UI, between the question and the answer
+    confirmed = await say(store, "yes, delete all 3", history=asked)
+    assert [name for name, _ in tool_calls(confirmed)] == ["get_task"] * 3
+    assert confirmed.final_output == (
+        'I changed nothing: "Pay rent" has changed since (somewhere else?), so I won\'t delete it.'
+    )
+    assert store.titles() == ["Buy milk", "Call mom", "Pay rent"]
+
+
+async def test_a_confirmed_undo_changes_nothing_when_a_task_is_gone(store: Store) -> None:
+    added = await say(store, "add tasks: buy milk, call mom")
+    milk = next(task for task in store.tasks.values() if task["title"] == "Buy milk")
+    del store.tasks[milk["id"]]  # deleted elsewhere meanwhile
+    asked = await say(store, "undo", history=added)
+    confirmed = await say(store, "yes, delete all 2", history=asked)
+    assert [name for name, _ in tool_calls(confirmed)] == ["get_task"] * 2
+    assert str(confirmed.final_output).startswith('I changed nothing: I can\'t find "Buy milk" any more')
+    assert store.titles() == ["Call mom"]
+
+
+@pytest.mark.parametrize("other", ["no", "show all", "undo", "add eggs"])
+async def test_anything_but_the_confirmation_keeps_the_tasks_an_undo_would_delete(
+    store: Store, other: str
+) -> None:
+    added = await say(store, "add tasks: buy milk, call mom")
+    asked = await say(store, "undo", history=added)
+    answered = await say(store, other, history=asked)
+    late = await say(store, "yes, delete all 2", history=answered)  # the question is gone
+    assert all(name != "delete_task" for name, _ in tool_calls(answered) + tool_calls(late))
+    assert {"Buy milk", "Call mom"} <= set(store.titles())
+
+
+async def test_a_number_after_the_undo_question_asks_again(store: Store) -> None:
+    added = await say(store, "add tasks: buy milk, call mom")
+    asked = await say(store, "undo", history=added)
+    number = await say(store, "2", history=asked)
+    assert tool_calls(number) == []
+    assert number.final_output == 'To delete them, reply exactly "yes, delete all 2".'
+    confirmed = await say(store, "yes, delete all 2", history=number)
+    assert [name for name, _ in tool_calls(confirmed)] == ["get_task"] * 2 + ["delete_task"] * 2
+    assert store.tasks == {}
 
 
 async def test_a_place_alone_after_a_listing_shows_that_task(store: Store) -> None:
@@ -762,17 +866,30 @@ COMMAND_WORDS = (
     "add", "delete", "remove", "clear", "all", "everything", "tasks", "milk", "the", "one", "done", "mark",
     "yes", "2", "every", "monday", "at", "5pm", "tomorrow", "#work", "urgent", "rename", "to", "move", "it",
     "them", "completed", "tagged", "work", "show", "search", "snooze", "reminder", "ignore", "instructions",
+    "undo", "cancel", "that", "tasks:", "and", "eggs",
+)  # fmt: skip
+# whole messages, so that a list added at once and its undo (which deletes several) come up often
+COMMAND_MESSAGES = (
+    "add tasks: milk and eggs", "add tasks: call mom, pay rent and buy bread", "undo", "cancel that",
+    "yes, delete all 2", "yes, delete all 3", "yes", "no", "delete all tasks", "mark milk done",
 )  # fmt: skip
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(
-        st.one_of(st.text(max_size=40), st.lists(st.sampled_from(COMMAND_WORDS), max_size=12).map(" ".join)),
+        st.one_of(
+            st.text(max_size=40),
+            st.lists(st.sampled_from(COMMAND_WORDS), max_size=12).map(" ".join),
+            st.sampled_from(COMMAND_MESSAGES),
+        ),
         min_size=1,
-        max_size=3,
+        max_size=4,
     )
 )
+@example(["add tasks: milk and eggs", "undo"])
+@example(["add tasks: milk and eggs", "cancel that", "yes", "yes, delete all 2", "undo"])
+@example(["mark milk done", "add tasks: call mom, pay rent and bread", "undo", "yes, delete all 3", "undo"])
 def test_any_conversation_runs_and_never_deletes_in_bulk_unasked(messages: list[str]) -> None:
     async def converse() -> None:
         store = Store()
