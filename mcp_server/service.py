@@ -204,8 +204,9 @@ class TaskService:
     ) -> TaskOut | None:
         """The next occurrence of a completed repeating task (from its event `data`), exactly once.
 
-        Returns None when the series has ended, the occurrence exists already, or `claim` (run in
-        the same transaction) says this was done before.
+        Returns None when the series has ended, the occurrence exists already, the completed one has
+        been reopened since (a late event: see `withdraw_occurrence`), or `claim` (run in the same
+        transaction) says this was done before.
         """
         rule, series, index = previous.get("recurrence"), previous.get("seriesId"), previous.get("occurrence")
         if not rule or not series or not index or previous.get("dueDate") is None:
@@ -215,6 +216,8 @@ class TaskService:
         try:
             async with self.db.transaction() as session:
                 if claim is not None and not await claim(session):
+                    return None
+                if await self._occurrence_completed(session, user_id, str(series), int(index)) is False:
                     return None
                 tz = await self._zone(session, caller)
                 current_due = datetime.fromtimestamp(int(previous["dueDate"]), tz)
@@ -256,6 +259,11 @@ class TaskService:
         A series has one open occurrence at a time; without this, undoing "done" left two. An edited
         or finished next occurrence is someone's work and stays. Completing the reopened one again
         makes the next one anew. Returns what was deleted, or None.
+
+        Both this and `create_occurrence` go by the reopened occurrence as it is now, not by the
+        event: an event that arrives late (a redelivery overtaken by a newer one) changes nothing that
+        the newer state contradicts, so whichever is handled last leaves the series right. An
+        occurrence deleted since contradicts neither, and its last event decides.
         """
         series, index = reopened.get("seriesId"), reopened.get("occurrence")
         if not reopened.get("recurrence") or not series or not index:
@@ -272,6 +280,8 @@ class TaskService:
         async with self.db.transaction() as session:
             if claim is not None and not await claim(session):
                 return None
+            if await self._occurrence_completed(session, user_id, str(series), int(index)):
+                return None  # done again since: its next occurrence stays
             task = await session.scalar(statement)
             if task is None or task.completed or task.version != 1:
                 return None
@@ -280,6 +290,21 @@ class TaskService:
             written = await self._record(session, caller, TASK_DELETED, str(task.id), data, now)
         self._committed(user_id, written)
         return DeletedTask(id=task.id, title=task.title)
+
+    async def _occurrence_completed(
+        self, session: AsyncSession, user_id: str, series: str, occurrence: int
+    ) -> bool | None:
+        """Whether that occurrence of the series is done now; None when it no longer exists. On
+        PostgreSQL its row stays locked to the end of the transaction, so a completion or reopen
+        waits for the handler's change and its own event sees the result."""
+        statement = select(col(Task.completed)).where(
+            col(Task.user_id) == user_id,
+            col(Task.series_id) == uuid.UUID(series),
+            col(Task.occurrence) == occurrence,
+        )
+        if self.db.is_postgres:
+            statement = statement.with_for_update()
+        return await session.scalar(statement)
 
     async def update(self, caller: Caller, task_id: str | uuid.UUID, patch: TaskPatch) -> TaskOut:
         now = self.clock()

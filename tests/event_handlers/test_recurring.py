@@ -58,3 +58,50 @@ async def test_a_reopen_redelivered_after_the_next_completion_withdraws_nothing(
     await service.reopen(caller, first.id)
     await deliver("reopened", "e2")  # the first reopen, delivered again: already done, nothing more
     assert await _open_occurrences(service, caller, series) == [1, 2]
+
+
+async def test_a_late_reopen_does_not_withdraw_the_next_occurrence_of_one_done_again(
+    service: TaskService, new_caller: Any
+) -> None:
+    """Events can arrive out of order (a redelivery overtaken by a newer one): each rule goes by the
+    occurrence as it is now, so the series ends right whichever is handled last."""
+    caller: Caller = new_caller()
+    first = await service.create(caller, TaskCreate(title="Stretch", repeat="daily", due="2030-01-10 08:00"))
+    series = uuid.UUID(str(first.series_id))
+    async with service.db.transaction() as session:
+        task = await session.get(Task, first.id)
+        assert task is not None
+        data = task_data(task)
+
+    await service.complete(caller, first.id)
+    await service.create_occurrence(caller.user_id, data, claim=claim("recurring", "done-1"))
+    await service.reopen(caller, first.id)
+    await service.complete(caller, first.id)  # its reopen and completion are handled late, out of order
+    await service.create_occurrence(caller.user_id, data, claim=claim("recurring", "done-2"))
+    await service.withdraw_occurrence(caller.user_id, data, claim=claim("recurring", "reopened-1"))
+    assert await _open_occurrences(service, caller, series) == [2]  # done: its next one stays
+
+    await service.reopen(caller, first.id)
+    await service.withdraw_occurrence(caller.user_id, data, claim=claim("recurring", "reopened-2"))
+    await service.create_occurrence(caller.user_id, data, claim=claim("recurring", "done-2-again"))
+    assert await _open_occurrences(service, caller, series) == [1]  # open again: no next one
+
+
+async def test_a_reopen_handled_after_the_occurrence_was_deleted_still_withdraws_the_next_one(
+    service: TaskService, new_caller: Any
+) -> None:
+    """Reopened, then deleted before the handler got to the reopen: the reopen is the last word on
+    whether it is done, so the untouched next occurrence goes, as it would have a moment earlier."""
+    caller: Caller = new_caller()
+    first = await service.create(caller, TaskCreate(title="Stretch", repeat="daily", due="2030-01-10 08:00"))
+    series = uuid.UUID(str(first.series_id))
+    async with service.db.transaction() as session:
+        task = await session.get(Task, first.id)
+        assert task is not None
+        data = task_data(task)
+    await service.complete(caller, first.id)
+    await service.create_occurrence(caller.user_id, data, claim=claim("recurring", "done"))
+    await service.reopen(caller, first.id)
+    await service.delete(caller, first.id)
+    assert await service.withdraw_occurrence(caller.user_id, data, claim=claim("recurring", "reopened"))
+    assert await _open_occurrences(service, caller, series) == []
