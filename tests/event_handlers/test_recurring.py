@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from event_handlers.idempotency import claim
 from mcp_server.events import task_data
 from mcp_server.models import Task
-from mcp_server.schemas import TaskCreate
+from mcp_server.schemas import TaskCreate, TaskOut
 from mcp_server.service import Caller, TaskService
 
 
@@ -27,20 +27,25 @@ async def _open_occurrences(service: TaskService, caller: Caller, series: uuid.U
         return sorted(int(row) for row in rows if row is not None)
 
 
+async def _daily(
+    service: TaskService, caller: Caller, title: str
+) -> tuple[TaskOut, uuid.UUID, dict[str, Any]]:
+    """A new daily task: the task, its series id, and its event data (what the handler is given)."""
+    first = await service.create(caller, TaskCreate(title=title, repeat="daily", due="2030-01-10 08:00"))
+    async with service.db.transaction() as session:
+        task = await session.get(Task, first.id)
+        assert task is not None
+        data = task_data(task)
+    return first, uuid.UUID(str(first.series_id)), data
+
+
 async def test_a_reopen_redelivered_after_the_next_completion_withdraws_nothing(
     service: TaskService, new_caller: Any
 ) -> None:
     caller: Caller = new_caller()
-    first = await service.create(
-        caller, TaskCreate(title="Water plants", repeat="daily", due="2030-01-10 08:00")
-    )
-    series = uuid.UUID(str(first.series_id))
+    first, series, data = await _daily(service, caller, "Water plants")
 
     async def deliver(kind: str, event_id: str) -> None:
-        async with service.db.transaction() as session:
-            task = await session.get(Task, first.id)
-            assert task is not None
-            data = task_data(task)
         if kind == "completed":
             await service.create_occurrence(caller.user_id, data, claim=claim("recurring", event_id))
         else:
@@ -66,12 +71,7 @@ async def test_a_late_reopen_does_not_withdraw_the_next_occurrence_of_one_done_a
     """Events can arrive out of order (a redelivery overtaken by a newer one): each rule goes by the
     occurrence as it is now, so the series ends right whichever is handled last."""
     caller: Caller = new_caller()
-    first = await service.create(caller, TaskCreate(title="Stretch", repeat="daily", due="2030-01-10 08:00"))
-    series = uuid.UUID(str(first.series_id))
-    async with service.db.transaction() as session:
-        task = await session.get(Task, first.id)
-        assert task is not None
-        data = task_data(task)
+    first, series, data = await _daily(service, caller, "Stretch")
 
     await service.complete(caller, first.id)
     await service.create_occurrence(caller.user_id, data, claim=claim("recurring", "done-1"))
@@ -93,12 +93,7 @@ async def test_a_reopen_handled_after_the_occurrence_was_deleted_still_withdraws
     """Reopened, then deleted before the handler got to the reopen: the reopen is the last word on
     whether it is done, so the untouched next occurrence goes, as it would have a moment earlier."""
     caller: Caller = new_caller()
-    first = await service.create(caller, TaskCreate(title="Stretch", repeat="daily", due="2030-01-10 08:00"))
-    series = uuid.UUID(str(first.series_id))
-    async with service.db.transaction() as session:
-        task = await session.get(Task, first.id)
-        assert task is not None
-        data = task_data(task)
+    first, series, data = await _daily(service, caller, "Stretch")
     await service.complete(caller, first.id)
     await service.create_occurrence(caller.user_id, data, claim=claim("recurring", "done"))
     await service.reopen(caller, first.id)
