@@ -14,7 +14,7 @@ A chat session is a person: they read the answer and type the next request. By d
 `--think` seconds (3) between turns and each MCP client (an agent, whose model thinks between tool
 calls) `--mcp-pause` seconds (1), each pause drawn between half and one and a half times the value,
 and each starts at a random moment within one pause, so that they do not all send at once. That is
-about 16 turns/s and 20 MCP calls/s, three quarters of what one process serves flat out.
+about 16 turns/s and 20 MCP calls/s: some 60% of the chat turns one process serves flat out.
 `--closed-loop` sends every request the moment the last is answered: a capacity test, whose
 latency is the queue of 70 clients in front of one event loop (Little's law), not a turn's time.
 
