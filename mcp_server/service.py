@@ -285,9 +285,7 @@ class TaskService:
             task = await session.scalar(statement)
             if task is None or task.completed or task.version != 1:
                 return None
-            data = task_data(task) | {"version": task.version + 1, "updatedAt": int(now.timestamp())}
-            await session.delete(task)
-            written = await self._record(session, caller, TASK_DELETED, str(task.id), data, now)
+            written = await self._remove(session, caller, task, now)
         self._committed(user_id, written)
         return DeletedTask(id=task.id, title=task.title)
 
@@ -341,11 +339,17 @@ class TaskService:
         now = self.clock()
         async with self.db.transaction() as session:
             task = await self._load(session, caller, task_id, for_update=True)
-            data = task_data(task) | {"version": task.version + 1, "updatedAt": int(now.timestamp())}
-            await session.delete(task)
-            written = await self._record(session, caller, TASK_DELETED, str(task.id), data, now)
+            written = await self._remove(session, caller, task, now)
         self._committed(caller.user_id, written)
         return DeletedTask(id=task.id, title=task.title)
+
+    async def _remove(
+        self, session: AsyncSession, caller: Caller, task: Task, now: datetime
+    ) -> list[dict[str, Any]]:
+        """Delete `task` and write its `task.deleted` event (the last version it had, plus one)."""
+        data = task_data(task) | {"version": task.version + 1, "updatedAt": int(now.timestamp())}
+        await session.delete(task)
+        return await self._record(session, caller, TASK_DELETED, str(task.id), data, now)
 
     # ---- reminders and history ------------------------------------------------------
 
