@@ -14,7 +14,6 @@ from event_handlers.push import DatabaseHistory, hub_from
 from event_handlers.scheduling import DaprJobScheduler
 from event_handlers.subscriptions import HandlerName
 from mcp_server.auth import Authenticator
-from mcp_server.db import Database
 from mcp_server.http import health_router
 from mcp_server.service import TaskService
 from mcp_server.telemetry import TraceMiddleware, trace_context
@@ -27,7 +26,7 @@ DELIVERY_BODY_MAX = 4 * MAX_EVENT_BYTES
 
 def create_handler_app(name: HandlerName, settings: Settings) -> FastAPI:
     """The FastAPI app of handler `name`: Dapr routes, health, and its own extras (jobs, WebSocket)."""
-    db = Database(settings.database_url)
+    db = settings.open_database()
     service = TaskService(db, source=f"/todo-chatbot/{name}", traceparent=trace_context.get)
     deps = HandlerDeps(db=db, service=service)
     scheduler = None

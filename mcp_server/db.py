@@ -91,9 +91,22 @@ def libpq_conninfo(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(raw_url: str, **options: Any) -> AsyncEngine:
+POOL_SIZE = 20  # connections a process keeps open (PostgreSQL)
+MAX_OVERFLOW = 10  # more, opened under a burst and closed when returned
+
+
+def create_engine(
+    raw_url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW, **options: Any
+) -> AsyncEngine:
+    """The engine for `raw_url`. On PostgreSQL the pool keeps up to `pool_size` connections open;
+    a request beyond them opens one of `max_overflow` more, which is closed again when returned.
+
+    Keep `pool_size` above the requests a process serves at once: past it every query pays for a
+    new connection (a server process forked, and TLS), which once cut MCP `add_task` throughput at
+    16 clients to two thirds (`bench/mcp_tools.py`, pool 10 against 20).
+    """
     url = database_url(raw_url)
-    if url.get_backend_name() == "sqlite":
+    if url.get_backend_name() == "sqlite":  # one writer at a time: the default pool serves
         prepare_sqlite_file(url)
         engine = create_async_engine(url, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -101,15 +114,15 @@ def create_engine(raw_url: str, **options: Any) -> AsyncEngine:
         # with SQLITE_BUSY when another writer committed in between, whatever the busy timeout.
         event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    options.setdefault("pool_size", 10)
-    options.setdefault("max_overflow", 20)
     options.setdefault("pool_timeout", 10)
     conninfo, connect_args = libpq_conninfo(url), options.pop("connect_args", {})
 
     async def connect() -> psycopg.AsyncConnection[Any]:
         return await connect_cleanly(conninfo, **connect_args)
 
-    return create_async_engine(url, async_creator=connect, **options)
+    return create_async_engine(
+        url, async_creator=connect, pool_size=pool_size, max_overflow=max_overflow, **options
+    )
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -105,7 +105,7 @@ class Core:
 
 
 def build_core(settings: Settings, *, source: str, clock: Callable[[], datetime] = utcnow) -> Core:
-    db = Database(settings.database_url)
+    db = settings.open_database()
     service = TaskService(db, source=source, clock=clock, traceparent=trace_context.get)
     return Core(settings, db, service, Authenticator(settings), build_mcp_server(service))
 
@@ -223,7 +223,7 @@ def create_app(
 
 def create_agent_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """The chat API and web UI alone, as in Kubernetes: tools over Streamable HTTP at `MCP_URL`."""
-    db = Database(settings.database_url)
+    db = settings.open_database()
     core = Core(settings, db, TaskService(db), Authenticator(settings), MCPServer("unused"))
     app = FastAPI(
         title="Todo Chatbot agent",

@@ -106,12 +106,11 @@ def _serve_handler(settings: Settings, name: str, host: str, port: int) -> None:
 def _stdio(settings: Settings) -> None:
     import anyio
 
-    from mcp_server.db import Database
     from mcp_server.service import Caller, TaskService
     from mcp_server.tools import build_mcp_server
 
     _migrate(settings)
-    service = TaskService(Database(settings.database_url), source="/todo-chatbot/mcp-stdio")
+    service = TaskService(settings.open_database(), source="/todo-chatbot/mcp-stdio")
     mcp = build_mcp_server(service, local_caller=Caller(settings.todo_user, settings.todo_timezone))
     anyio.run(mcp.run_stdio_async)
 

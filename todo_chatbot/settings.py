@@ -11,6 +11,8 @@ from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mcp_server.db import MAX_OVERFLOW, POOL_SIZE, Database
+
 log = logging.getLogger(__name__)
 
 # Values people paste from examples. Outside development they are refused.
@@ -40,6 +42,12 @@ class Settings(BaseSettings):
     auth_jwks_url: str | None = Field(None, description="JWKS of an issuer signing with RS/ES/EdDSA keys.")
     auth_issuer: str | None = Field(None, description="Required `iss` of tokens, when set.")
     auth_audience: str | None = Field(None, description="Required `aud` of tokens, when set.")
+    database_pool_size: int = Field(
+        POOL_SIZE, ge=1, description="PostgreSQL connections each process keeps open for reuse."
+    )
+    database_max_overflow: int = Field(
+        MAX_OVERFLOW, ge=0, description="Connections opened beyond the pool in a burst, closed after use."
+    )
     todo_user: str = Field("local", min_length=1, max_length=255, description="The user when auth is off.")
     todo_timezone: str | None = Field(None, description="IANA zone of the local user (stdio MCP).")
 
@@ -110,6 +118,12 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return self.auth_secret is not None or self.auth_jwks_url is not None
+
+    def open_database(self) -> Database:
+        """The database at `DATABASE_URL`, its connection pool sized as configured."""
+        return Database(
+            self.database_url, pool_size=self.database_pool_size, max_overflow=self.database_max_overflow
+        )
 
 
 @lru_cache
