@@ -13,7 +13,8 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import httpx
 import psycopg
@@ -45,8 +46,19 @@ def scratch_database() -> Iterator[str]:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux: /proc, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Server(NamedTuple):
+    base: str  # http://127.0.0.1:PORT
+    pid: int
+
+
 @contextlib.contextmanager
-def server_process(module: str, port: int, env: dict[str, str]) -> Iterator[str]:
+def server_process(module: str, port: int, env: dict[str, str]) -> Iterator[Server]:
     """Run `python -m module --port PORT` and wait until /healthz answers."""
     process = subprocess.Popen(
         [sys.executable, "-m", module, "--port", str(port)],
@@ -65,7 +77,7 @@ def server_process(module: str, port: int, env: dict[str, str]) -> Iterator[str]
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{module} did not start")
             time.sleep(0.1)
-        yield base
+        yield Server(base, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=10)

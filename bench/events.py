@@ -281,7 +281,7 @@ def summary(name: str, samples: list[float]) -> str:
 async def run(seconds: float, reminders: int, clients: int) -> None:
     with scratch_database() as url:
         env = {"DATABASE_URL": url, "AUTH_SECRET": TEST_SECRET, "LOG_LEVEL": "WARNING"}
-        with server_process("bench.embedded_server", free_port(), env) as base:
+        with server_process("bench.embedded_server", free_port(), env) as (base, _):
             stop = asyncio.Event()
             probe = asyncio.create_task(database_commits(url, stop))
             push_ages = await commit_to_push(base, seconds)

@@ -42,16 +42,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import percentile, print_ratio, scratch_database
+from bench.common import cpu_seconds, percentile, print_ratio, scratch_database
 from tests.helpers import TEST_SECRET, free_port, mcp_over_http, token
 
 Samples = dict[str, list[float]]  # operation -> seconds of each call inside the window
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:

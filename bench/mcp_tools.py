@@ -9,6 +9,8 @@ Targets: add_task p50 <= 1.25 x (no-op p50 + raw transaction p50); list_tasks p5
 with 16 concurrent clients, add_task throughput >= 0.6 x the no-op tool's.
 Also timed: the official client's own check of one `list_tasks` page against the tool's output
 schema (it checks every result), a floor under the list ratio that no server work can lower.
+And for each tool, the CPU time per call of this client process and of the server process: a call
+is the client's work and then the server's, one after the other.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,7 +30,15 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import print_ratio, print_table, scratch_database, server_process, sidecar_process, summary
+from bench.common import (
+    cpu_seconds,
+    print_ratio,
+    print_table,
+    scratch_database,
+    server_process,
+    sidecar_process,
+    summary,
+)
 from tests.helpers import TEST_SECRET, free_port, mcp_over_http, token
 
 LIST_USER = "bench-list"
@@ -53,6 +64,27 @@ async def timed(call: Callable[[], Awaitable[Any]], count: int) -> list[float]:
         await call()
         samples.append(time.perf_counter() - start)
     return samples
+
+
+class CpuMeter:
+    """CPU time per call of this process (the client) and of the server, over a timed block."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.rows: list[tuple[str, float, float]] = []  # name, client ms per call, server ms per call
+
+    async def timed(self, name: str, call: Callable[[], Awaitable[Any]], count: int) -> list[float]:
+        client, server = time.process_time(), cpu_seconds(self.server_pid)
+        samples = await timed(call, count)
+        client, server = time.process_time() - client, cpu_seconds(self.server_pid) - server
+        self.rows.append((name, client / count * 1000, server / count * 1000))
+        return samples
+
+    def print(self) -> None:
+        tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+        print(f"\n{'CPU ms per call':<38}{'client':>9}{'server':>10}   (/proc, in ticks of {tick_ms:.0f} ms)")
+        for name, client, server in self.rows:
+            print(f"  {name:<36}{client:>9.2f}{server:>10.2f}")
 
 
 def checked(result: Any) -> Any:
@@ -102,7 +134,7 @@ async def run(calls: int, clients: int, seconds: float) -> None:
                     "LOG_LEVEL": "WARNING",
                     "DAPR_HTTP_PORT": str(sidecar),  # the relay publishes every change, as in Kubernetes
                 },
-            ) as base,
+            ) as (base, server_pid),
         ):
             numbers = itertools.count()
             async with (
@@ -140,11 +172,14 @@ async def run(calls: int, clients: int, seconds: float) -> None:
 
                 for call in (noop_call, raw_transaction, add_call, list_call):  # warm up every path
                     await timed(call, 30)
+                cpu = CpuMeter(server_pid)
                 rows = [
-                    summary("no-op tool (baseline)", await timed(noop_call, calls)),
+                    summary("no-op tool (baseline)", await cpu.timed("no-op tool", noop_call, calls)),
                     summary("raw 2-row insert txn (baseline)", await timed(raw_transaction, calls)),
-                    summary("add_task", await timed(add_call, calls)),
-                    summary("list_tasks (10k tasks, 50/page)", await timed(list_call, calls)),
+                    summary("add_task", await cpu.timed("add_task", add_call, calls)),
+                    summary(
+                        "list_tasks (10k tasks, 50/page)", await cpu.timed("list_tasks", list_call, calls)
+                    ),
                     summary("client's check of one page", await timed(validate_page, calls)),
                 ]
             noop_rate, noop_n = await throughput(base, "/noop", "noop", dict, clients, seconds)
@@ -157,6 +192,7 @@ async def run(calls: int, clients: int, seconds: float) -> None:
                 seconds,
             )
     print_table(rows)
+    cpu.print()
     noop_p50, raw_p50, add_p50, list_p50, check_p50 = (row["p50_ms"] for row in rows)
     print(
         f"\n{clients} concurrent clients for {seconds:.0f} s: no-op {noop_rate:.0f} calls/s ({noop_n}), "
