@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from mcp_server.aio import stop
 from mcp_server.db import Database, connect_cleanly, database_url, libpq_conninfo
@@ -34,6 +34,20 @@ LEADER_LOCK_KEY = 0x70D0_0B0C  # pg_advisory_lock key shared by every relay of t
 
 
 Pending = tuple[int, dict[str, Any]]  # outbox row id, the CloudEvent to publish
+
+# The statements of every round, built once: a new statement costs SQLAlchemy a cache key per run.
+_PENDING = (
+    select(OUTBOX.c.id, OUTBOX.c.user_id, OUTBOX.c.seq, OUTBOX.c.payload)
+    .where(OUTBOX.c.published_at.is_(None))
+    .order_by(OUTBOX.c.id)
+    .limit(bindparam("limit"))
+)
+_PENDING_EXCEPT_HELD = _PENDING.where(OUTBOX.c.user_id.not_in(bindparam("held", expanding=True)))
+_MARK_PUBLISHED = (
+    update(OUTBOX)
+    .where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(published_at=bindparam("now"))
+)
 
 
 @dataclass
@@ -174,14 +188,11 @@ class OutboxRelay:
         """One batch: each user's events in order (users in parallel).
 
         Returns (published, database down, the batch was full so more may be pending)."""
-        pending = select(OUTBOX.c.id, OUTBOX.c.user_id, OUTBOX.c.seq, OUTBOX.c.payload).where(
-            OUTBOX.c.published_at.is_(None)
-        )
-        if held := self._held_now():
-            pending = pending.where(OUTBOX.c.user_id.not_in(held))
+        held = self._held_now()
+        pending, parameters = (_PENDING_EXCEPT_HELD, {"held": held}) if held else (_PENDING, {})
         try:
             async with self.db.autocommit() as connection:
-                rows = (await connection.execute(pending.order_by(OUTBOX.c.id).limit(self.batch_size))).all()
+                rows = (await connection.execute(pending, {"limit": self.batch_size, **parameters})).all()
         except StoreUnavailable as error:
             self._note_failure(f"database unavailable: {type(error.__cause__).__name__}")
             return 0, True, False
@@ -240,6 +251,9 @@ class OutboxRelay:
                         return done, True
             return done, False
 
+        if len(by_user) == 1:  # the usual round, one person's change: no task to start
+            [(user, items)] = by_user.items()
+            return [await publish_user(user, items)]
         return list(await asyncio.gather(*(publish_user(user, items) for user, items in by_user.items())))
 
     async def _measure_backlog_now_and_then(self) -> None:
@@ -273,9 +287,7 @@ class OutboxRelay:
 
     async def _mark_published(self, ids: list[int]) -> None:
         async with self.db.autocommit() as connection:  # one statement: its own transaction
-            await connection.execute(
-                update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(published_at=self.clock())
-            )
+            await connection.execute(_MARK_PUBLISHED, {"ids": ids, "now": self.clock()})
         self.stats.published += len(ids)
         OUTBOX_PUBLISHED.inc(len(ids))
 
