@@ -35,6 +35,7 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/mcp_tools.py
+	$(BIN)/python bench/relay_round.py
 	$(BIN)/python bench/list_scale.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/agent.py
