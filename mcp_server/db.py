@@ -106,7 +106,7 @@ def create_engine(
     16 clients to two thirds (`bench/mcp_tools.py`, pool 10 against 20).
     """
     url = database_url(raw_url)
-    if url.get_backend_name() == "sqlite":  # one writer at a time: the default pool serves
+    if url.get_backend_name() == "sqlite":  # its default pool: the sizes are for PostgreSQL
         prepare_sqlite_file(url)
         engine = create_async_engine(url, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

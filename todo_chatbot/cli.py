@@ -13,6 +13,8 @@ ENVIRONMENT_HELP = """\
 environment (also read from ./.env):
   DATABASE_URL     postgresql://user:pass@host/db[?sslmode=require] or sqlite:///path
                    (default: a SQLite file in your user data directory)
+  DATABASE_POOL_SIZE, DATABASE_MAX_OVERFLOW   PostgreSQL connections kept open (default 20)
+                   and opened beyond them in a burst, closed after use (default 10)
   AUTH_SECRET      HS256 key for bearer JWTs (with AUTH_JWKS_URL: RS/ES/EdDSA keys);
                    neither set = one local user, loopback only
   AUTH_ISSUER, AUTH_AUDIENCE   required `iss` / `aud` of tokens, when set

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mcp_server.db import MAX_OVERFLOW, POOL_SIZE, Database
+if TYPE_CHECKING:
+    from mcp_server.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,12 @@ class Settings(BaseSettings):
     auth_jwks_url: str | None = Field(None, description="JWKS of an issuer signing with RS/ES/EdDSA keys.")
     auth_issuer: str | None = Field(None, description="Required `iss` of tokens, when set.")
     auth_audience: str | None = Field(None, description="Required `aud` of tokens, when set.")
-    database_pool_size: int = Field(
-        POOL_SIZE, ge=1, description="PostgreSQL connections each process keeps open for reuse."
+    # Unset: the engine's own defaults (`mcp_server.db.POOL_SIZE`, `MAX_OVERFLOW`).
+    database_pool_size: int | None = Field(
+        None, ge=1, description="PostgreSQL connections each process keeps open for reuse."
     )
-    database_max_overflow: int = Field(
-        MAX_OVERFLOW, ge=0, description="Connections opened beyond the pool in a burst, closed after use."
+    database_max_overflow: int | None = Field(
+        None, ge=0, description="Connections opened beyond the pool in a burst, closed after use."
     )
     todo_user: str = Field("local", min_length=1, max_length=255, description="The user when auth is off.")
     todo_timezone: str | None = Field(None, description="IANA zone of the local user (stdio MCP).")
@@ -121,9 +123,10 @@ class Settings(BaseSettings):
 
     def open_database(self) -> Database:
         """The database at `DATABASE_URL`, its connection pool sized as configured."""
-        return Database(
-            self.database_url, pool_size=self.database_pool_size, max_overflow=self.database_max_overflow
-        )
+        from mcp_server.db import Database  # not at import: `--help` needs no SQLAlchemy
+
+        sizes = {"pool_size": self.database_pool_size, "max_overflow": self.database_max_overflow}
+        return Database(self.database_url, **{name: size for name, size in sizes.items() if size is not None})
 
 
 @lru_cache
