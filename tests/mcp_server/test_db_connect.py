@@ -13,10 +13,8 @@ import uuid
 
 import psycopg
 import pytest
-from sqlalchemy import event, text
 
 from mcp_server.db import connect_cleanly
-from todo_chatbot.settings import Settings
 
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
@@ -78,49 +76,3 @@ async def test_a_connection_made_after_its_caller_left_is_closed(postgres_url: s
                 break
             await asyncio.sleep(0.05)
         assert row == (0,), "the connection made for a caller that had left is still open"
-
-
-async def opened_in_two_bursts(url: str, settings: Settings, requests: int) -> int:
-    """PostgreSQL connections the settings' database opens for two bursts of `requests` queries at
-    once (each holding its connection a moment, as a request does)."""
-    db = settings.open_database()
-    opened = 0
-
-    def count(*_: object) -> None:
-        nonlocal opened
-        opened += 1
-
-    event.listen(db.engine.sync_engine, "connect", count)
-
-    async def query() -> None:
-        async with db.autocommit() as connection:
-            await connection.execute(text("SELECT pg_sleep(0.05)"))
-
-    try:
-        for _ in range(2):
-            await asyncio.gather(*(query() for _ in range(requests)))
-    finally:
-        await db.dispose()
-    return opened
-
-
-async def test_the_default_pool_keeps_the_connections_of_sixteen_requests_at_once(postgres_url: str) -> None:
-    """A burst above the pool opens connections that close again when returned, and the next burst
-    forks new server processes for them: the default pool holds a burst of 16."""
-    settings = Settings(database_url=postgres_url)
-    assert await opened_in_two_bursts(postgres_url, settings, 16) == 16
-
-
-async def test_the_pool_is_sized_by_the_settings(postgres_url: str) -> None:
-    """DATABASE_POOL_SIZE=4 keeps four: a burst of six opens two more each time."""
-    settings = Settings(database_url=postgres_url, database_pool_size=4, database_max_overflow=10)
-    assert await opened_in_two_bursts(postgres_url, settings, 6) == 4 + 2 + 2
-
-
-async def test_pool_settings_are_read_from_the_environment(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """DATABASE_POOL_SIZE=2 and DATABASE_MAX_OVERFLOW=0: a burst of four shares two connections."""
-    monkeypatch.setenv("DATABASE_POOL_SIZE", "2")
-    monkeypatch.setenv("DATABASE_MAX_OVERFLOW", "0")
-    assert await opened_in_two_bursts(postgres_url, Settings(database_url=postgres_url), 4) == 2
