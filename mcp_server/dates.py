@@ -11,6 +11,11 @@ Rules (wall times are in the caller's zone `tz`, relative to `now`):
 - "tonight" (20:00), "this morning" (09:00), "this afternoon" (15:00), "this evening" (18:00) and
   "end of day"/"eod" (17:00) are later today; once that hour has passed they mean 23:59 today.
 - "end of week"/"eow" is Friday 17:00 of this week (the next Friday once that has passed).
+- "end of the month"/"eom" and "last day of february" are that day at 17:00; "end of the year"/"eoy"
+  is 31 December at 17:00.
+- "the first monday of december", "the last friday of the month", "2nd tuesday in next month": a
+  month named alone, or "the month", is the first whose such day is still ahead (today included);
+  "this month" and "next month" are taken as said.
 - "this weekend" is Saturday (today if it is already Saturday or Sunday) at `default_time`;
   "next weekend" is the Saturday after that; "next week" is next Monday at `default_time`.
 - "<day> midnight" is the end of that day (00:00 of the following day).
@@ -25,7 +30,7 @@ from __future__ import annotations
 import calendar
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Literal
@@ -99,6 +104,10 @@ WEEKDAYS: Final = _numbered(
      ("thursday", "thu", "thur", "thurs"), ("friday", "fri"), ("saturday", "sat"), ("sunday", "sun")],
     start=0,
 )  # fmt: skip
+ORDINALS: Final = {
+    "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+    "fifth": 5, "5th": 5, "last": -1,
+}  # fmt: skip
 
 _PARTS_OF_DAY: Final = {"morning": time(9), "afternoon": time(15), "evening": time(18), "night": time(20)}
 _END_OF_TODAY: Final = time(23, 59)
@@ -325,6 +334,68 @@ def _week_day(words: str, today: date) -> _Day | None:
     return None
 
 
+_WHICH_MONTH: Final = (
+    rf"(?P<this>this month)|(?:the )?month|(?P<next>next month)|(?P<month>{_MONTH_RE})(?: (?P<year>\d{{4}}))?"
+)
+_MONTH_END: Final = re.compile(rf"(?:the )?(?:end|last day) of (?:{_WHICH_MONTH})")
+_YEAR_END: Final = re.compile(r"(?:the )?(?:end|last day) of (?:the |this )?year|eoy")
+_NTH_WEEKDAY: Final = re.compile(
+    rf"(?:the )?(?P<ord>{alternation(ORDINALS)}) (?P<day>{_WEEKDAY_RE}) (?:of|in) (?P<which>{_WHICH_MONTH})"
+)
+
+
+def _in_month(m: re.Match[str], today: date, pick: Callable[[int, int], date | None]) -> date | None:
+    """`pick(year, month)` in the month a phrase names: 'this month' and 'next month' as said; 'the
+    month' and 'december' the first whose day is still ahead (today included); 'december 2027' as said."""
+    if m["this"] or m["next"]:
+        month = today + relativedelta(months=1 if m["next"] else 0)
+        return pick(month.year, month.month)
+    if m["year"]:
+        return pick(int(m["year"]), MONTHS[m["month"]])
+    for ahead in range(13 if m["month"] else 2):
+        month = today + relativedelta(months=ahead)
+        if m["month"] and month.month != MONTHS[m["month"]]:
+            continue
+        if (found := pick(month.year, month.month)) and found >= today:
+            return found
+    return None
+
+
+def _month_end(year: int, month: int) -> date:
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def _period_end_day(words: str, today: date) -> _Day | None:
+    """'end of the month', 'last day of february', 'end of the year': that day, 17:00 by default."""
+    found = None
+    if words == "eom":
+        found = _month_end(today.year, today.month)
+    elif m := _MONTH_END.fullmatch(words):
+        found = _in_month(m, today, _month_end)
+    elif _YEAR_END.fullmatch(words):
+        found = date(today.year, 12, 31)
+    return _Day(found, default=_END_OF_WORKDAY) if found else None
+
+
+def _nth_weekday_day(words: str, today: date) -> _Day | None:
+    """'the first monday of december', 'the last friday of the month', '2nd tuesday in next month'."""
+    if not (m := _NTH_WEEKDAY.fullmatch(words)):
+        return None
+    nth, weekday = ORDINALS[m["ord"]], WEEKDAYS[m["day"]]
+
+    def nth_weekday(year: int, month: int) -> date | None:
+        days = [
+            d
+            for d in range(1, calendar.monthrange(year, month)[1] + 1)
+            if date(year, month, d).weekday() == weekday
+        ]
+        return date(year, month, days[nth - 1 if nth > 0 else nth]) if nth <= len(days) else None
+
+    if found := _in_month(m, today, nth_weekday):
+        return _Day(found)
+    raise DateParseError(f"{m['which']} has no {m['ord']} {m['day']}; {_EXAMPLES}")
+
+
 _SIMPLE_DAYS: Final = {
     "today": 0, "tomorrow": 1, "tmrw": 1, "tmr": 1, "day after tomorrow": 2, "the day after tomorrow": 2,
     "yesterday": -1,
@@ -342,7 +413,7 @@ def _named_day(words: str, today: date) -> _Day | None:
         return _Day(today, kind="later_today", default=_END_OF_WORKDAY)
     if m := re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", words):
         return _Day(_calendar_date(int(m[1]), int(m[2]), int(m[3])))
-    for reader in (_weekday_day, _month_day, _relative_day, _week_day):
+    for reader in (_weekday_day, _month_day, _relative_day, _week_day, _period_end_day, _nth_weekday_day):
         if found := reader(words, today):
             return found
     return None

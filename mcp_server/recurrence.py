@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from dateutil.rrule import rrulestr
 
 from mcp_server.dates import (
     MONTHS,
+    ORDINALS,
     WEEKDAYS,
     DateParseError,
     alternation,
@@ -348,9 +350,7 @@ def next_occurrence(rule: str, *, tz: ZoneInfo, current: datetime, index: int) -
 
 
 _ORDINALS: Final = {
-    "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
-    "fifth": 5, "5th": 5, "last": -1, "second last": -2, "second to last": -2, "next to last": -2,
-    "penultimate": -2,
+    **ORDINALS, "second last": -2, "second to last": -2, "next to last": -2, "penultimate": -2,
 }  # fmt: skip
 _DAY_WORDS: Final = {**WEEKDAYS, **{f"{name}s": n for name, n in WEEKDAYS.items() if name.endswith("day")}}
 _DAY: Final = alternation(_DAY_WORDS)
@@ -370,6 +370,10 @@ _UNITS: Final = {
     "month": ("MONTHLY", 1), "quarter": ("MONTHLY", 3), "year": ("YEARLY", 1),
 }  # fmt: skip
 _PARTS_OF_DAY: Final = {"morning": 9, "afternoon": 15, "evening": 18, "night": 20}
+# A span in larger units, in the periods of a repeat: (unit's FREQ, repeat's FREQ) -> periods per unit.
+_SPANS: Final = {
+    ("DAILY", "HOURLY"): 24, ("WEEKLY", "HOURLY"): 168, ("WEEKLY", "DAILY"): 7, ("YEARLY", "MONTHLY"): 12,
+}  # fmt: skip
 
 _FREQUENT: Final = re.compile(r"(?:every (?:\d+ )?|each )?(?:minute|min|second|sec)s?|minutely|secondly")
 _WORKDAYS_WORDS: Final = re.compile(r"(?:every )?(?:weekday|week day|workday|work day|business day)s?")
@@ -490,34 +494,89 @@ def _take_until(phrase: str, tz: ZoneInfo, now: datetime) -> tuple[str, str | No
     return m["core"], _format_until(end)
 
 
-def _take_count_and_time(phrase: str) -> tuple[str, str | None, time | None]:
+_LENGTH: Final = re.compile(
+    rf"(?P<core>.+?) for (?:the next )?(?P<n>an?|one|\d{{1,4}}) (?P<unit>{alternation(_UNITS)})s?"
+)
+_PART_OF_DAY: Final = re.compile(rf"(?P<core>.+?) (?:in the |at )?(?P<part>{alternation(_PARTS_OF_DAY)})s?")
+
+
+@dataclass
+class _Modifiers:
+    """What follows the repeat itself: '5 times', 'for 3 weeks', 'at 9am', 'in the morning'."""
+
     count: str | None = None
+    length: tuple[int, str] | None = None  # 'for 3 weeks': (3, 'week')
     at: time | None = None
+
+
+def _take_modifiers(phrase: str) -> tuple[str, _Modifiers]:
+    found = _Modifiers()
     while True:
-        if count is None and (
+        if found.count is None and (
             m := re.fullmatch(r"(?P<core>.+?) (?:for )?(?P<n>\d{1,9}) (?:times?|occurrences?)", phrase)
         ):
-            phrase, count = m["core"], m["n"]
+            phrase, found.count = m["core"], m["n"]
+            continue
+        if found.length is None and (m := _LENGTH.fullmatch(phrase)):
+            amount = 1 if m["n"] in ("a", "an", "one") else int(m["n"])
+            phrase, found.length = m["core"], (amount, m["unit"])
             continue
         m = re.fullmatch(rf"(?P<core>.+?) (?:at (?P<t1>.+)|(?P<t2>{_CLOCK}|noon|midnight))", phrase)
-        if at is None and m and (found := parse_time_of_day(f"at {m['t1']}" if m["t1"] else m["t2"])):
-            phrase, at = m["core"], found
+        if found.at is None and m and (at := parse_time_of_day(f"at {m['t1']}" if m["t1"] else m["t2"])):
+            phrase, found.at = m["core"], at
             continue
-        return phrase, count, at
+        # 'every sunday morning' (but 'every morning' is a repeat of its own)
+        m = _PART_OF_DAY.fullmatch(phrase)
+        if found.at is None and m and m["core"] != "every":
+            phrase, found.at = m["core"], time(_PARTS_OF_DAY[m["part"]])
+            continue
+        return phrase, found
+
+
+def _count_for_length(parts: Parts, amount: int, unit: str) -> str:
+    """COUNT for 'for 3 weeks': the occurrences in that span, from the series' first.
+
+    Only where the span is a whole number of the repeat's periods, each holding the same number of
+    occurrences ('every mon and wed for 3 weeks' is 6); otherwise the person is asked for a count
+    or an end date.
+    """
+    if amount < 1:
+        raise RecurrenceError(f"'for {amount} {unit}s' is no time at all; a repeat lasts at least one {unit}")
+    freq, step = _UNITS[unit]
+    periods = amount * step  # in `freq`s: a fortnight is 2 weeks, a quarter 3 months
+    if freq != parts["FREQ"]:
+        periods *= _SPANS.get((freq, parts["FREQ"]), 0)
+    # Phrases give each period the same days: 'mon and wed' (weekly), 'the 1st and 15th' or
+    # 'the first monday' (monthly).
+    days_in_period = parts.get("BYDAY") or parts.get("BYMONTHDAY")
+    per_period = len(days_in_period.split(",")) if days_in_period else 1
+    if not periods:
+        raise RecurrenceError(
+            f"'for {amount} {unit}{'s' if amount != 1 else ''}' does not fit a "
+            f"{parts['FREQ'].lower()} repeat; say how many times ('5 times') or until when ('until march 1')"
+        )
+    interval = int(parts.get("INTERVAL", "1"))
+    return str(-(-periods // interval) * per_period)
 
 
 def _phrase_parts(text: str, tz: ZoneInfo, now: datetime) -> Parts:
     phrase, until = _take_until(_clean_phrase(text), tz, now)
-    phrase, count, at = _take_count_and_time(phrase)
+    phrase, found = _take_modifiers(phrase)
     core = _core(phrase)
     if core is None:
         raise RecurrenceError(f"could not understand {text.strip()[:80]!r} as a repeat; {_EXAMPLES}")
-    if at is not None:
+    if found.at is not None:
         if core["FREQ"] == "HOURLY":
             raise RecurrenceError("a time of day does not fit an hourly repeat; try 'every day at 9am'")
-        core |= {"BYHOUR": str(at.hour), "BYMINUTE": str(at.minute)}
-    if count is not None:
-        core["COUNT"] = count
+        core |= {"BYHOUR": str(found.at.hour), "BYMINUTE": str(found.at.minute)}
+    if found.length is not None:
+        if found.count is not None or until is not None:
+            raise RecurrenceError(
+                "give how long a repeat lasts once: 'for 3 weeks', '5 times' or 'until march 1'"
+            )
+        core["COUNT"] = _count_for_length(core, *found.length)
+    if found.count is not None:
+        core["COUNT"] = found.count
     if until is not None:
         core["UNTIL"] = until
     return core

@@ -114,6 +114,21 @@ PHRASES = [
     ("in the evening", WED_MORNING, "2026-06-03 18:00"),
     ("next month", WED_MORNING, "2026-07-03 09:00"),  # through dateparser
     ("12/03", WED_MORNING, "2026-12-03 09:00"),  # through dateparser, month first
+    # ends of months and years, at the end of the working day
+    ("end of the month", WED_MORNING, "2026-06-30 17:00"),
+    ("eom", FRI_LATE, "2026-06-30 17:00"),
+    ("last day of the month at 9am", WED_MORNING, "2026-06-30 09:00"),
+    ("end of next month", WED_MORNING, "2026-07-31 17:00"),
+    ("last day of february", WED_MORNING, "2027-02-28 17:00"),
+    ("end of february 2028", WED_MORNING, "2028-02-29 17:00"),
+    ("end of the year", WED_MORNING, "2026-12-31 17:00"),
+    # the nth weekday of a month: the first such day still ahead, unless the month is 'this' or 'next'
+    ("the last friday of the month", WED_MORNING, "2026-06-26 09:00"),
+    ("the first monday of the month", WED_MORNING, "2026-07-06 09:00"),
+    ("first monday of this month", WED_MORNING, "2026-06-01 09:00"),
+    ("2nd tuesday in next month", WED_MORNING, "2026-07-14 09:00"),
+    ("first monday of december at 10am", WED_MORNING, "2026-12-07 10:00"),
+    ("third thursday of may", WED_MORNING, "2027-05-20 09:00"),
 ]
 
 
@@ -256,6 +271,7 @@ def test_relative_hours_are_elapsed_time(now_utc: datetime, text: str, expected_
         ("2026-02-30", "2026-02-30 is not a date on the calendar"),
         ("2026-02-30 17:00", "not a valid ISO 8601 date and time"),
         ("feb 30", "February has no day 30"),
+        ("fifth monday of february", "february has no fifth monday"),
         ("in 9999 years", "out of range"),
     ],
 )
