@@ -56,7 +56,10 @@ PriorityArg = Annotated[Priority | None, Field(description="none, low, medium, h
 Tags = Annotated[list[str] | None, Field(description="Labels such as 'work' or 'errands' (up to 20).")]
 Due = Annotated[
     str | None,
-    Field(description="Due date/time: ISO 8601 or words like 'tomorrow 5pm', 'next friday', 'in 2 hours'."),
+    Field(
+        description="Due date/time: ISO 8601 or words like 'tomorrow 5pm', 'next friday', 'in 2 hours', "
+        "'end of the month', 'the first monday of december'."
+    ),
 ]
 Remind = Annotated[
     str | None,
@@ -67,7 +70,8 @@ Remind = Annotated[
 Repeat = Annotated[
     str | None,
     Field(
-        description="Repeat rule: an RFC 5545 RRULE or words like 'daily', 'every weekday', 'every 2 weeks'."
+        description="Repeat rule: an RFC 5545 RRULE or words like 'daily', 'every weekday', 'every 2 weeks', "
+        "'every sunday morning', 'every tuesday for 4 weeks'."
     ),
 ]
 
