@@ -494,7 +494,8 @@ _DURATION_UNITS: Final = {
     "w": 604800, "wk": 604800, "wks": 604800, "week": 604800, "weeks": 604800,
 }  # fmt: skip
 _DAY_SIZED: Final = 86400
-_AMOUNT: Final = r"(?:[+-]?\d{1,9}(?:\.\d{1,6})?|an?|one|half an?)"
+# A number, or a word for one that stands alone ('and 30 minutes' is not 'an' 'd'ay and 30 minutes).
+_AMOUNT: Final = r"(?:[+-]?\d{1,9}(?:\.\d{1,6})?|\b(?:an?|one|half an?)(?=\s))"
 _UNIT_RE: Final = alternation(_DURATION_UNITS)
 _TERM_TEXT: Final = rf"{_AMOUNT}\s*(?:{_UNIT_RE})"
 _TERMS_TEXT: Final = rf"{_TERM_TEXT}(?:\s*(?:and\s+)?{_TERM_TEXT})*"

@@ -112,6 +112,7 @@ PHRASES = [
     ("at 17:00", FRI_LATE, "2026-06-06 17:00"),
     ("at 9", FRI_LATE, "2026-06-06 09:00"),
     ("in the evening", WED_MORNING, "2026-06-03 18:00"),
+    ("in 2 days and 3 hours", WED_MORNING, "2026-06-05 11:00"),
     ("next month", WED_MORNING, "2026-07-03 09:00"),  # through dateparser
     ("12/03", WED_MORNING, "2026-12-03 09:00"),  # through dateparser, month first
     # ends of months and years, at the end of the working day
@@ -246,6 +247,9 @@ def test_dst_gaps_move_forward_and_overlaps_take_the_first(
         (datetime(2026, 3, 8, 6, 30), "in 2 hours", datetime(2026, 3, 8, 8, 30)),  # across the gap
         (datetime(2026, 11, 1, 4, 30), "in 2 hours", datetime(2026, 11, 1, 6, 30)),  # across the overlap
         (datetime(2026, 11, 1, 4, 30), "in 90 minutes", datetime(2026, 11, 1, 6, 0)),
+        # 'and' is not 'an' 'd'ay
+        (datetime(2026, 11, 1, 4, 30), "in 1 hour and 30 minutes", datetime(2026, 11, 1, 6, 0)),
+        (datetime(2026, 6, 1, 12, 0), "1 hour and 5 minutes from now", datetime(2026, 6, 1, 13, 5)),
     ],
 )
 def test_relative_hours_are_elapsed_time(now_utc: datetime, text: str, expected_utc: datetime) -> None:
@@ -368,6 +372,8 @@ def test_parse_time_of_day(text: str, expected: time | None) -> None:
         ("1.5 hours before", timedelta(minutes=90)),
         ("1 hour 30 minutes before", timedelta(minutes=90)),
         ("1h30m before", timedelta(minutes=90)),
+        ("1 hour and 30 minutes before", timedelta(minutes=90)),
+        ("2 days and 1 hour before", timedelta(days=2, hours=1)),
         ("2 days before", timedelta(days=2)),
         ("1 week before", timedelta(weeks=1)),
         ("15 minutes early", timedelta(minutes=15)),
