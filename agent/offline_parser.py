@@ -270,12 +270,19 @@ _TIME = (
 )
 _AT_TIME = rf"(?:(?:(?:at|@|around|by)\s*)?{_TIME}|at\s+(?:1[0-9]|2[0-3]|0?[1-9])(?![\d:\w]))"
 _DAYPART = r"(?:(?:in\s+the\s+)?(?:morning|afternoon|evening)|at\s+night)"
+# "the month", "next month", "december", "feb 2028": the month of "the first monday of ...", "end of ..."
+_WHICH_MONTH = rf"(?:(?:(?:the|this|next)\s+)?month|{_MONTH}\b(?:,?\s+\d{{4}})?)"
+_NTH = r"(?:first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)"
+# "the first friday of december", "last fri of the month", "2nd tuesday in next month"
+_NTH_WEEKDAY = rf"(?:the\s+)?{_NTH}\s+{_WD_ANY}\.?\s+(?:of|in)\s+{_WHICH_MONTH}"
 _DAY = (
     r"(?:(?:the\s+)?day\s+after\s+tomorrow|today|tonight|tomorrow"
     r"|this\s+(?:morning|afternoon|evening)"
     r"|(?:this|next|coming|on\s+the|over\s+the|by\s+the)\s+weekend"
+    rf"|{_NTH_WEEKDAY}"
     r"|(?:next|this|coming)\s+(?:week|month|year)"
-    r"|(?:the\s+)?end\s+of\s+(?:the\s+)?(?:day|week|month)|eod|eow|eom"
+    r"|(?:the\s+)?end\s+of\s+(?:the\s+)?(?:day|week)|eod|eow|eom|eoy"
+    rf"|(?:the\s+)?(?:end|last\s+day)\s+of\s+(?:{_WHICH_MONTH}|(?:(?:the|this)\s+)?year)"
     rf"|(?:(?:next|this|coming)\s+)?{_WD_FULL}"
     rf"|(?:next|this|coming|on|by)\s+{_WD_ABBR}\.?"
     rf"|{_MONTH}\.?\s+\d{{1,2}}{_ORD}?(?:,?\s+\d{{4}})?"
@@ -299,10 +306,12 @@ _OFFSET = (
     rf"(?:(?:{_NUM})\s*{_UNIT}|half\s+an\s+hour|the\s+(?:day|night|week|hour)|an?\s+(?:hour|day|week))\s+"
     r"(?:before|earlier|early|ahead|in\s+advance|prior)(?:\s+(?:it'?s\s+due|it\s+is\s+due|due|the\s+due\s+time|that))?"
 )
+# How long a repeat lasts: "every tuesday for 4 weeks" (the server counts the occurrences in that span)
+_LENGTH = rf"(?:\s+for\s+(?:the\s+next\s+)?{_NUM}\s+(?:days?|weeks?|fortnights?|months?|quarters?|years?)\b)"
 _REPEAT = (
     r"(?:(?:every|each)\s+(?:other\s+)?(?:day|weekday|workday|business\s+day|weekend|week|fortnight|month|year"
     r"|morning|evening|night"
-    rf"|(?:first|second|third|fourth|last|[1-4](?:st|nd|rd|th))\s+{_WD_ANY}(?:\s+of\s+(?:the|every|each)\s+month)?"
+    rf"|{_NTH}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*)(?:the\s+)?{_NTH})*\s+{_WD_ANY}(?:\s+of\s+(?:the|every|each)\s+month)?"
     rf"|{_WD_ANY}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*|\s+){_WD_ANY})*"
     rf"|\d{{1,3}}\s+(?:days?|weeks?|months?|years?)(?:\s+on\s+{_WD_ANY}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_ANY})*)?)"
     r"|daily|weekly|biweekly|bi-weekly|fortnightly|monthly|yearly|annually|hourly"
@@ -310,9 +319,10 @@ _REPEAT = (
     rf"|(?:on\s+)?(?:the\s+)?\d{{1,2}}{_ORD}\s+(?:day\s+)?of\s+(?:every|each)\s+month"
     rf"|on\s+{_WD_PLURAL}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_PLURAL})*)"
     r"(?:\s+on\s+(?:the\s+)?(?:(?:last|first|second|third|fourth)\s+(?:" + _WD_ANY + r"|day|weekday)"
+    r"(?:\s+of\s+(?:the|every|each)\s+month)?"
     rf"|\d{{1,2}}{_ORD}?(?:\s+day)?|{_WD_ANY}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_ANY})*))?"
     rf"(?:\s*,?\s*(?:{_AT_TIME}|{_DAYPART}))?"
-    rf"(?:\s+(?:until|till)\s+{_DAY})?"
+    rf"(?:{_LENGTH}(?:\s*,?\s*(?:{_AT_TIME}|{_DAYPART}))?|\s+(?:until|till)\s+{_DAY})?"
 )
 _PRIORITY_WORD = (
     r"(?:urgent|asap|critical|top\s+priority|highest\s+priority|important"
@@ -488,14 +498,17 @@ def _when(raw: str, now: datetime) -> str:
     text = re.sub(r"\b(?:on|by|over)\s+the\s+weekend\b", "saturday", text)
     text = re.sub(r"\b(?:this|coming)\s+weekend\b", "saturday", text)
     text = re.sub(r"\bnext\s+weekend\b", "next saturday", text)
-    text = re.sub(r"\bthe\s+end\s+of\b", "end of", text)
+    text = re.sub(r"\bthe\s+(end|last\s+day)\s+of\b", r"\1 of", text)
     text = re.sub(r"\b(?:end\s+of\s+(?:the\s+)?day|eod)\b", "today 5pm", text)
     text = re.sub(r"\b(?:end\s+of\s+(?:the\s+)?week|eow)\b", "friday 5pm", text)
-    if re.search(r"\b(?:end\s+of\s+(?:the\s+)?month|eom)\b", text):
-        last = calendar.monthrange(now.year, now.month)[1]
-        text = re.sub(
-            r"\b(?:end\s+of\s+(?:the\s+)?month|eom)\b", f"{_MONTH_NAMES[now.month].lower()} {last}", text
-        )
+    text = re.sub(r"\b(?:(?:end|last\s+day)\s+of\s+(?:the\s+|this\s+)?month|eom)\b", "end of the month", text)
+    text = re.sub(r"\b(?:(?:end|last\s+day)\s+of\s+(?:the\s+|this\s+)?year|eoy)\b", "end of the year", text)
+    # "the 2nd tuesday of next month" is a weekday, not "the 2nd": the server finds it
+    text = re.sub(
+        rf"\b(?:the\s+)?({_NTH}\s+)({_WD_ANY})\.?(?=\s+(?:of|in)\s)",
+        lambda m: m[1] + _WD_BY_ABBR.get(m[2], m[2]),
+        text,
+    )
     text = re.sub(r"\bthis\s+(morning|afternoon|evening)\b", lambda m: "today " + _DAYPART_TIMES[m[1]], text)
     text = re.sub(r"\b(?:in\s+the\s+)?(morning|afternoon|evening)\b", lambda m: _DAYPART_TIMES[m[1]], text)
     text = re.sub(r"\bat\s+night\b", "9pm", text)
@@ -578,6 +591,12 @@ def _repeat(raw: str) -> _Repeat:
     match = re.search(r"\s+(?:until|till)\s+(.+)$", text)
     if match:
         until, text = f" until {match[1]}", text[: match.start()]  # the server reads the end date
+    length = ""
+    match = re.search(rf"\s+for\s+(?:the\s+next\s+)?({_NUM})\s+([a-z]+?)s?\b", text)
+    if match and re.fullmatch(_LENGTH, match[0]):  # "for two weeks" -> "for 2 weeks", at the end
+        count = _number(match[1]) or 1
+        length = f" for {count} {match[2]}{'s' if count != 1 else ''}"
+        text = text[: match.start()] + text[match.end() :]
     time_words: str | None = None
     match = _TIME_AT_END.search(text)
     if match and match.start() > 0:
@@ -615,9 +634,9 @@ def _repeat(raw: str) -> _Repeat:
     text = re.sub(r"\b" + _WD_ABBR + r"\b", full, text)
     weekday = None
     found = re.search(_WD_FULL, text)
-    if found and not re.search(r"\b(?:last|first|second|third|fourth|\d(?:st|nd|rd|th))\b", text):
+    if found and not re.search(r"\b(?:last|first|second|third|fourth|fifth|\d(?:st|nd|rd|th))\b", text):
         weekday = found[0]
-    return _Repeat(text + until, time_words, weekday, month_day)
+    return _Repeat(text + length + until, time_words, weekday, month_day)
 
 
 # ------------------------------------------------------------------------------------- add commands
@@ -684,6 +703,9 @@ _PEEL_REMIND = _tail(
 _PEEL_DUE = _tail(rf"(?P<d>{_DUE_PREFIX}{_DATETIME})")
 _LEAD_DUE = re.compile(rf"^(?P<d>{_DUE_PREFIX}{_DATETIME})(?:\s*[,:;\-]\s*|\s+)(?=\S)", _I)
 _LEAD_PRIORITY = re.compile(rf"^(?P<p>{_PRIORITY_WORD})\s*[,:;\-!]\s*(?=\S)", _I)
+# "every first monday of the month", "the first and third monday of the month": a repeat's words, not a date
+_NTH_DATE = re.compile(rf"{_DUE_PREFIX}{_NTH_WEEKDAY}", _I)
+_NOT_A_DATE_AFTER = re.compile(rf"\b(?:every|each|{_NTH}\s*(?:,|and|&))(?:\s+the)?\s*$", _I)
 _HASHTAG = re.compile(r"(?<![\w&#])#([a-z][\w-]{0,39})", _I)
 _QUOTED = re.compile(r"\"([^\"]{1,300})\"")
 
@@ -748,6 +770,8 @@ def _peel(body: str, fields: _Fields, now: datetime) -> str:
 
     def take_due(m: re.Match[str]) -> bool:
         if fields.due is not None:
+            return False
+        if _NTH_DATE.match(m["d"]) and _NOT_A_DATE_AFTER.search(body[: m.start()]):
             return False
         fields.due = _when(m["d"], now)
         return True

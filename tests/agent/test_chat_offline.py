@@ -135,7 +135,7 @@ CASES = [
     case("add dinner at 7 tonight", expect=T("Dinner", due="2026-11-27 19:00")),
     case("add sprint review on dec 3 at 2pm", expect=T("Sprint review", due="2026-12-03 14:00")),
     case("add go running tomorrow morning", expect=T("Go running", due="2026-11-28 09:00")),
-    case("add pay taxes by the end of the month", expect=T("Pay taxes", due="2026-11-30 09:00")),
+    case("add pay taxes by the end of the month", expect=T("Pay taxes", due="2026-11-30 17:00")),
     case("add buy milk tomorow at 9", expect=T("Buy milk", due="2026-11-28 09:00")),
     case("new task: call bob", expect=T("Call bob", due=None, tags=[], priority="none")),
     case("todo: call bob", expect=T("Call bob")),
@@ -175,6 +175,10 @@ CASES = [
         expect=T("Book club", due="2026-12-17 19:00", repeat="monthly on the third Thursday"),
     ),
     case("add gym tomorrow 5:30p", expect=T("Gym", due="2026-11-28 17:30")),
+    case(
+        "add gym every monday evening for 6 weeks",
+        expect=T("Gym", due="2026-11-30 18:00", repeat="every Monday, 6 times"),
+    ),
     # ------------------------------------------------------------------------- time zones
     case(
         "add call grandma tomorrow 10am",

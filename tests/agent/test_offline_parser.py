@@ -144,7 +144,7 @@ CASES: list[tuple[str, Intent]] = [
     ("add buy eggs in 2 hours", Add("Buy eggs", due="in 2 hours")),
     ("add reply to emails in thirty minutes", Add("Reply to emails", due="in 30 minutes")),
     ("add book flights by end of the week", Add("Book flights", due="friday 5pm")),
-    ("add pay taxes by the end of the month", Add("Pay taxes", due="november 30")),
+    ("add pay taxes by the end of the month", Add("Pay taxes", due="end of the month")),
     ("add trip this weekend", Add("Trip", due="saturday")),
     ("add go running tomorrow morning", Add("Go running", due="tomorrow 9am")),
     ("add call mom this evening", Add("Call mom", due="today 6pm")),
@@ -166,6 +166,64 @@ CASES: list[tuple[str, Intent]] = [
     ("add buy 5p stamps", Add("Buy 5p stamps")),
     ("add book club every 3rd thursday", Add("Book club", repeat="every 3rd thursday")),
     ("add review every last friday at 4pm", Add("Review", due="4pm", repeat="every last friday")),
+    # ------------------------------------------------------------------ how long a repeat lasts
+    ("add yoga every tuesday for 4 weeks", Add("Yoga", due="tuesday", repeat="every tuesday for 4 weeks")),
+    ("add water plants daily for 10 days", Add("Water plants", repeat="daily for 10 days")),
+    (
+        "add gym every monday evening for 6 weeks",
+        Add("Gym", due="monday 6pm", repeat="every monday for 6 weeks"),
+    ),
+    (
+        "add yoga every tuesday for 4 weeks at 6pm",
+        Add("Yoga", due="tuesday 6pm", repeat="every tuesday for 4 weeks"),
+    ),
+    (
+        "add gym every mon and wed for three weeks",
+        Add("Gym", due="monday", repeat="every monday and wednesday for 3 weeks"),
+    ),
+    ("add stretch every morning for a week", Add("Stretch", due="tomorrow 9am", repeat="daily for 1 week")),
+    (
+        "add call grandma every sunday for the next 3 weeks",
+        Add("Call grandma", due="sunday", repeat="every sunday for 3 weeks"),
+    ),
+    (
+        "add meeting every first and third monday of the month",
+        Add("Meeting", repeat="every first and third monday of the month"),
+    ),
+    (
+        "add backup monthly on the last friday of the month",
+        Add("Backup", repeat="monthly on the last friday of the month"),
+    ),
+    # ------------------------------------------------------------------ nth weekday, end of a month or year
+    ("add team lunch first friday of december", Add("Team lunch", due="first friday of december")),
+    ("add review budget the last friday of the month", Add("Review budget", due="last friday of the month")),
+    ("add standup the 2nd tue of next month at 3pm", Add("Standup", due="2nd tuesday of next month 3pm")),
+    ("add book club third thursday in may", Add("Book club", due="third thursday in may")),
+    (
+        "remind me to pay rent the last friday of the month",
+        Add("Pay rent", due="last friday of the month", remind="last friday of the month"),
+    ),
+    ("add budget review by the end of the year", Add("Budget review", due="end of the year")),
+    ("add file taxes eoy", Add("File taxes", due="end of the year")),
+    ("I need to renew my passport by the end of the year", Add("Renew my passport", due="end of the year")),
+    ("add pay rent end of next month", Add("Pay rent", due="end of next month")),
+    ("add pay rent last day of the month", Add("Pay rent", due="end of the month")),
+    ("add ski trip last day of february", Add("Ski trip", due="last day of february")),
+    ("move yoga to the first monday of january at 10am", change("yoga", due="first monday of january 10am")),
+    ("make it the last friday of the month", change("it", due="last friday of the month")),
+    ("push the report to end of next month", change("report", due="end of next month")),
+    ("make yoga repeat every tuesday for 4 weeks", change("yoga", repeat="every tuesday for 4 weeks")),
+    ("change yoga to daily for 2 weeks", change("yoga", repeat="daily for 2 weeks")),
+    # ...and titles that only look like them keep their words
+    ("add shop for 4 people", Add("Shop for 4 people")),
+    ("add read chapter 4", Add("Read chapter 4")),
+    ("add holiday for 2 weeks", Add("Holiday for 2 weeks")),
+    ("add plan meals every week for 4 people", Add("Plan meals every week for 4 people")),
+    ("add practice piano every day for 30 minutes", Add("Practice piano every day for 30 minutes")),
+    (
+        "add meeting on the first and third monday of the month",
+        Add("Meeting on the first and third monday of the month"),
+    ),
     # ------------------------------------------------------------------ listing
     ("what's due today", listing("today", TODAY)),
     ("What's due tomorrow?", listing("tomorrow", TOMORROW)),
