@@ -302,8 +302,11 @@ _DATETIME = (
     rf"|{_REL})"
 )
 _DUE_PREFIX = r"(?:(?:due(?:\s+(?:on|by|at))?|by|on|for|before|until|till|starting|from)\s+)?"
+# "30 minutes", "1h", "an hour": a number word needs its space ("and" is not "an" + "d"ay)
+_OFFSET_TERM = rf"(?:\d{{1,3}}\s*|\b(?:{_NUM})\s+){_UNIT}\b"
 _OFFSET = (
-    rf"(?:(?:{_NUM})\s*{_UNIT}|half\s+an\s+hour|the\s+(?:day|night|week|hour)|an?\s+(?:hour|day|week))\s+"
+    rf"(?:{_OFFSET_TERM}(?:\s*,?\s*(?:and\s+)?{_OFFSET_TERM})*|half\s+an\s+hour|the\s+(?:day|night|week|hour)"
+    rf"|an?\s+(?:hour|day|week))\s+"
     r"(?:before|earlier|early|ahead|in\s+advance|prior)(?:\s+(?:it'?s\s+due|it\s+is\s+due|due|the\s+due\s+time|that))?"
 )
 # How long a repeat lasts: "every tuesday for 4 weeks" (the server counts the occurrences in that span)
@@ -571,9 +574,12 @@ def _offset_before(raw: str) -> str:
     match = re.match(r"(?:the|an?)\s+(day|night|week|hour)\b", low)
     if match:
         return f"1 {'day' if match[1] == 'night' else match[1]} before"
-    match = re.match(rf"({_NUM})\s*({_UNIT})\b", low)
-    if match:
-        return _relative(match[1], match[2]).removeprefix("in ") + " before"
+    terms = re.findall(rf"(?:(\d{{1,3}})\s*|\b({_NUM})\s+)({_UNIT})\b", low)
+    if terms:  # "1 hour and 30 minutes early" -> "1 hour 30 minutes before"
+        return (
+            " ".join(_relative(digits or words, unit).removeprefix("in ") for digits, words, unit in terms)
+            + " before"
+        )
     return low
 
 

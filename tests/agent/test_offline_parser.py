@@ -70,6 +70,16 @@ CASES: list[tuple[str, Intent]] = [
         Add("Dentist", due="next tuesday 3pm", remind="1 hour before"),
     ),
     ("add buy milk, remind me 30 minutes before", Add("Buy milk", remind="30 minutes before")),
+    # an offset of several units ("and" is not "an" + "d"ay)
+    (
+        "add call bob friday remind me 1 hour and 30 minutes before",
+        Add("Call bob", due="friday", remind="1 hour 30 minutes before"),
+    ),
+    (
+        "add pay rent friday remind me 2 days, 3 hours before",
+        Add("Pay rent", due="friday", remind="2 days 3 hours before"),
+    ),
+    ("add x friday remind me 1h 15m before", Add("X", due="friday", remind="1 hour 15 minutes before")),
     (
         "add buy milk tomorrow 9am and remind me half an hour early",
         Add("Buy milk", due="tomorrow 9am", remind="30 minutes before"),
