@@ -2,7 +2,9 @@
 
 Date, reminder and repeat phrases are handed on as tidy words ("tomorrow 9am", "30 minutes before",
 "every monday") for the server to resolve in the user's zone; only listing windows ("due today", "this
-week") and "on the 1st" are computed here, from `now`. Every input yields an `Intent`, never an exception.
+week") and "on the 1st" are computed here, from `now`, and a listing's "the first friday of december" or
+"the end of next month" is found by the server's own date parser (`mcp_server.dates.parse_when`), so a
+listing means the day a task added with those words gets. Every input yields an `Intent`, never an exception.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal, TypeAlias
 from zoneinfo import ZoneInfo
+
+from mcp_server.dates import DateParseError, parse_when
 
 Priority = Literal["none", "low", "medium", "high", "urgent"]
 Status = Literal["open", "done", "all"]
@@ -275,6 +279,8 @@ _WHICH_MONTH = rf"(?:(?:(?:the|this|next)\s+)?month|{_MONTH}\b(?:,?\s+\d{{4}})?)
 _NTH = r"(?:first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)"
 # "the first friday of december", "last fri of the month", "2nd tuesday in next month"
 _NTH_WEEKDAY = rf"(?:the\s+)?{_NTH}\s+{_WD_ANY}\.?\s+(?:of|in)\s+{_WHICH_MONTH}"
+# "the end of next month", "last day of february", "the end of the year"
+_PERIOD_END = rf"(?:the\s+)?(?:end|last\s+day)\s+of\s+(?:{_WHICH_MONTH}|(?:(?:the|this)\s+)?year)"
 _DAY = (
     r"(?:(?:the\s+)?day\s+after\s+tomorrow|today|tonight|tomorrow"
     r"|this\s+(?:morning|afternoon|evening)"
@@ -282,7 +288,7 @@ _DAY = (
     rf"|{_NTH_WEEKDAY}"
     r"|(?:next|this|coming)\s+(?:week|month|year)"
     r"|(?:the\s+)?end\s+of\s+(?:the\s+)?(?:day|week)|eod|eow|eom|eoy"
-    rf"|(?:the\s+)?(?:end|last\s+day)\s+of\s+(?:{_WHICH_MONTH}|(?:(?:the|this)\s+)?year)"
+    rf"|{_PERIOD_END}"
     rf"|(?:(?:next|this|coming)\s+)?{_WD_FULL}"
     rf"|(?:next|this|coming|on|by)\s+{_WD_ABBR}\.?"
     rf"|{_MONTH}\.?\s+\d{{1,2}}{_ORD}?(?:,?\s+\d{{4}})?"
@@ -960,7 +966,7 @@ def _window_key(raw: str) -> str:
     count = _number(ahead[1] or ahead[3]) if ahead else None
     if ahead and count:
         return f"next {min(count * (7 if 'week' in (ahead[2] or ahead[4]) else 1), 3660)} days"
-    if key in {"eow", "eom"} or key.startswith("end of"):
+    if key in {"eow", "eom"} or re.fullmatch(r"end of (?:the |this )?(?:week|month)", key):
         return "end of month" if key == "eom" or key.endswith("month") else "end of week"
     if key in {"today", "tonight"}:
         return "today"
@@ -1021,6 +1027,8 @@ def _window(name: str, now: datetime, tz: ZoneInfo) -> tuple[str | None, str | N
     if name in {"end of week", "end of month"}:
         after, before, _ = _window(name.replace("end of", "this"), now, tz)
         return after, before, "the " + name.replace("end of", "end of the")
+    if _SERVER_DAY.fullmatch(name):
+        return _server_day_window(name, today, tz)
     dated = re.fullmatch(
         r"(?P<m>[a-z]{3})[a-z]*\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?(?:\s+(?P<y>\d{4}))?"
         r"|(?P<d2>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>[a-z]{3})[a-z]*(?:\s+(?P<y2>\d{4}))?",
@@ -1033,9 +1041,7 @@ def _window(name: str, now: datetime, tz: ZoneInfo) -> tuple[str | None, str | N
         if not dated["y"] and not dated["y2"] and (month, day) < (today.month, today.day):
             year += 1  # "dec 5" in late December: next year's
         if day <= calendar.monthrange(year, month)[1]:
-            first, last = _day_bounds(datetime(year, month, day, tzinfo=tz), tz)
-            suffix = f" {year}" if year != today.year else ""
-            return _iso(first), _iso(last), f"on {_MONTH_NAMES[month]} {day}{suffix}"
+            return _on_day(date(year, month, day), today, tz)
     following = name.startswith(
         "next "
     )  # "next friday": the first Friday after today, as the server reads it
@@ -1047,8 +1053,46 @@ def _window(name: str, now: datetime, tz: ZoneInfo) -> tuple[str | None, str | N
     return None, None, name
 
 
+def _on_day(day: date, today: datetime, tz: ZoneInfo) -> tuple[str, str, str]:
+    """The bounds of one calendar day and its label: 'on December 5', 'on January 3 2027'."""
+    first, last = _day_bounds(datetime(day.year, day.month, day.day, tzinfo=tz), tz)
+    suffix = f" {day.year}" if day.year != today.year else ""
+    return _iso(first), _iso(last), f"on {_MONTH_NAMES[day.month]} {day.day}{suffix}"
+
+
+# Days the server's date parser finds: "end of next month", "last day of february", "eoy",
+# "first friday of december" (a window key: lower case, no leading "the", no dots or commas)
+_SERVER_DAY = re.compile(rf"{_PERIOD_END}|eoy|{_NTH_WEEKDAY}", _I)
+
+
+def _server_day_window(name: str, today: datetime, tz: ZoneInfo) -> tuple[str | None, str | None, str]:
+    """The day `name` means, as `mcp_server.dates.parse_when` reads it when a task is added or moved:
+    'the end of next month' is labelled so; 'the last day of the month', 'the first friday of december'
+    are labelled with their date ('on November 30'). A day that does not exist gives no bounds."""
+    try:
+        day = parse_when(name, tz=tz, now=today).date()
+    except DateParseError:
+        return None, None, name
+    if not date.min < day < date.max:  # a second before or after it must still be a datetime
+        return None, None, name
+    after, before, label = _on_day(day, today, tz)
+    end = re.fullmatch(r"(?:end\s+of\s+(?P<which>.+)|eoy)", name)
+    if end is None:
+        return after, before, label
+    which = end["which"] or "year"
+    if which.endswith("year"):
+        label = "the end of the year"
+    elif which.endswith("month"):
+        label = "the end of " + ("next month" if which.startswith("next") else "the month")
+    else:  # a named month: "the end of February 2027"
+        year = f" {day.year}" if day.year != today.year else ""
+        label = f"the end of {_MONTH_NAMES[day.month]}{year}"
+    return after, before, label
+
+
 _LIST_WINDOW = re.compile(
-    r"\b(?:due\s+|for\s+|on\s+)?(today'?s?|tonight|tomorrow'?s?|this\s+week'?s?|the\s+week|next\s+week|(?:this|next)\s+month"
+    rf"\b(?:due\s+|for\s+|on\s+)?({_NTH_WEEKDAY}|(?:the\s+)?last\s+day\s+of\s+(?:{_WHICH_MONTH}|(?:(?:the|this)\s+)?year)"
+    r"|today'?s?|tonight|tomorrow'?s?|this\s+week'?s?|the\s+week|next\s+week|(?:this|next)\s+month"
     r"|this\s+weekend|the\s+weekend|upcoming|coming\s+up|soon|(?:the\s+)?next\s+(?:7|seven|few)\s+days"
     rf"|(?:(?:with)?in\s+)?(?:the\s+)?next\s+{_NUM}\s+(?:days?|weeks?)|within\s+{_NUM}\s+(?:days?|weeks?)"
     rf"|{_MONTH}\.?\s+\d{{1,2}}{_ORD}?(?:,?\s+\d{{4}})?|\d{{1,2}}{_ORD}?\s+(?:of\s+)?{_MONTH}(?:,?\s+\d{{4}})?"
@@ -1057,9 +1101,9 @@ _LIST_WINDOW = re.compile(
 )
 # "due before friday", "by tomorrow", "after monday": one side of a named window.
 _LIST_BOUND = re.compile(
-    r"\b(?:due\s+)?(?:(?P<rel>before|after|by|until|till)\s+|(?=(?:the\s+)?end\s+of\s|eo[wm]\b))"
-    r"(?P<w>today|tonight|tomorrow|next\s+week|next\s+month|(?:the\s+)?end\s+of\s+(?:the\s+|this\s+)?(?:week|month)"
-    rf"|eow|eom|this\s+weekend|the\s+weekend|(?:next\s+)?{_WD_FULL})\b",
+    r"\b(?:due\s+)?(?:(?P<rel>before|after|by|until|till)\s+|(?=(?:the\s+)?end\s+of\s|eo[wmy]\b))"
+    r"(?P<w>today|tonight|tomorrow|next\s+week|next\s+month|(?:the\s+)?end\s+of\s+(?:the\s+|this\s+)?week"
+    rf"|{_PERIOD_END}|{_NTH_WEEKDAY}|eow|eom|eoy|this\s+weekend|the\s+weekend|(?:next\s+)?{_WD_FULL})\b",
     _I,
 )
 _LIST_STATUS_DONE = re.compile(
@@ -1114,7 +1158,8 @@ def _take_bounds(work: str, now: datetime, tz: ZoneInfo, values: dict[str, objec
         if rel == "before" and label.startswith("the end of"):
             rel = "by"  # "before the end of the week": by then
         first = datetime.fromisoformat(start)
-        if rel == "before" and label.startswith("on ") and first.date() == now.astimezone(tz).date():
+        on_weekday = label.removeprefix("on ").lower() in _WD_NAMES
+        if rel == "before" and on_weekday and first.date() == now.astimezone(tz).date():
             first += timedelta(days=7)  # "before friday" on a Friday: the next one
         if rel == "before":
             values["due_before"] = _iso(first - timedelta(seconds=1))

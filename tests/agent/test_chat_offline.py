@@ -450,6 +450,22 @@ CASES = [
         expect=(T("Dentist"), T("Call mom")),
         reply="You have 1 open task due on December 1:\n- Dentist",
     ),
+    # a listing finds the day the service gave a task added with the same words
+    case(
+        "what's due the first friday of december",
+        seeds=(
+            seed("Team lunch", due="the first friday of december noon"),
+            seed("Dentist", due="tuesday 3pm"),
+        ),
+        expect=(T("Team lunch", due="2026-12-04 12:00"), T("Dentist")),
+        reply="You have 1 open task due on December 4:\n- Team lunch",
+    ),
+    case(
+        "what's due by the end of the year",
+        seeds=(seed("File taxes", due="eoy"), seed("Renew passport", due="jan 4")),
+        expect=(T("File taxes", due="2026-12-31 17:00"), T("Renew passport")),
+        reply="You have 1 open task due by the end of the year:\n- File taxes",
+    ),
     case(
         "what did I complete yesterday",  # the seed was completed now, today
         seeds=(seed("Read report", done=True),),

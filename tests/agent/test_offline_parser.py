@@ -39,6 +39,8 @@ TOMORROW = ("2026-11-28T00:00:00-05:00", "2026-11-28T23:59:59-05:00")
 THIS_WEEK = ("2026-11-27T00:00:00-05:00", "2026-11-29T23:59:59-05:00")
 NEXT_WEEK = ("2026-11-30T00:00:00-05:00", "2026-12-06T23:59:59-05:00")
 MONDAY = ("2026-11-30T00:00:00-05:00", "2026-11-30T23:59:59-05:00")
+DEC_4 = ("2026-12-04T00:00:00-05:00", "2026-12-04T23:59:59-05:00")
+DEC_31 = ("2026-12-31T00:00:00-05:00", "2026-12-31T23:59:59-05:00")
 
 
 def listing(window: str | None = None, bounds: tuple[str, str] | None = None, **filters: object) -> ListTasks:
@@ -478,6 +480,43 @@ CASES: list[tuple[str, Intent]] = [
     ),
     ("what's due by the end of the week", listing("by the end of the week", due_before=THIS_WEEK[1])),
     ("what's due end of month", listing("by the end of the month", due_before="2026-11-30T23:59:59-05:00")),
+    # the days 'add' and 'move' know, found as the server finds them: the last Friday of November is today
+    ("what's due by the end of the year", listing("by the end of the year", due_before=DEC_31[1])),
+    ("what's due by eoy", listing("by the end of the year", due_before=DEC_31[1])),
+    ("what's due before the end of next month", listing("by the end of next month", due_before=DEC_31[1])),
+    (
+        "what's due by the end of feb",
+        listing("by the end of February 2027", due_before="2027-02-28T23:59:59-05:00"),
+    ),
+    (
+        "what's due on the last day of the month",
+        listing("on November 30", ("2026-11-30T00:00:00-05:00", "2026-11-30T23:59:59-05:00")),
+    ),
+    ("what's due the last day of the year", listing("on December 31", DEC_31)),
+    ("what's due the first friday of december", listing("on December 4", DEC_4)),
+    ("what's due on the first friday of the month", listing("on December 4", DEC_4)),  # November's has passed
+    ("anything due on the last friday of the month?", listing("on November 27", TODAY)),
+    (
+        "show tasks due 2nd tues in next month",
+        listing("on December 8", ("2026-12-08T00:00:00-05:00", "2026-12-08T23:59:59-05:00")),
+    ),
+    # "before friday" on a Friday means next week's; "before the last friday of the month" (today) does not
+    (
+        "what is due before the last friday of the month",
+        listing("before November 27", due_before="2026-11-26T23:59:59-05:00"),
+    ),
+    (
+        "tasks due after the first friday of december",
+        listing("after December 4", due_after="2026-12-05T00:00:00-05:00"),
+    ),
+    (
+        "high priority tasks due before the end of next month",
+        listing("by the end of next month", due_before=DEC_31[1], priority="high"),
+    ),
+    (
+        "delete everything due by the end of the year",
+        BulkDelete(Filters(status="all", due_before=DEC_31[1]), "by the end of the year"),
+    ),
     # ------------------------------------------------------------------ skip once: not a task "Skip ..."
     ("skip the gym today", Skip("gym")),
     ("I'll skip yoga tomorrow morning", Skip("yoga")),
