@@ -10,7 +10,11 @@ Rules (wall times are in the caller's zone `tz`, relative to `now`):
   ahead of now, today included; "next friday" is the first Friday after today (on a Friday: a week on).
 - "tonight" (20:00), "this morning" (09:00), "this afternoon" (15:00), "this evening" (18:00) and
   "end of day"/"eod" (17:00) are later today; once that hour has passed they mean 23:59 today.
-- "end of week"/"eow" is Friday 17:00 of this week (the next Friday once that has passed).
+- "end of week"/"eow" is Friday 17:00 of this week (the next Friday once that has passed); "end of
+  next week" is the Friday after; "monday next week" is the Monday of the (Monday-Sunday) week after.
+- "the 4th" is the next 4th of a month, today included; "a week from monday", "2 days after friday"
+  count from the day named.
+- Number words are read as digits ("in two days"); "14h" is 14:00.
 - "end of the month"/"eom" and "last day of february" are that day at 17:00; "end of the year"/"eoy"
   is 31 December at 17:00.
 - "the first monday of december", "the last friday of the month", "2nd tuesday in next month": a
@@ -147,9 +151,34 @@ _WEEKDAY_RE: Final = alternation(WEEKDAYS)
 _MONTH_RE: Final = alternation(MONTHS)
 
 
-def normalise_spacing(text: str) -> str:
-    """Lower case, commas as spaces, single spaces, and '5 pm' written '5pm'."""
+_NUMBER_WORDS: Final = {
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "fifteen": 15,
+    "twenty": 20,
+    "thirty": 30,
+    "forty-five": 45,
+    "forty five": 45,
+    "sixty": 60,
+    "ninety": 90,
+}  # fmt: skip  ('a', 'an' and 'one' are read where they stand: 'an hour', 'one day')
+_NUMBER_WORD: Final = re.compile(rf"\b(?:{alternation(_NUMBER_WORDS)})\b")
+
+
+def normalise_phrase(text: str) -> str:
+    """Lower case, commas as spaces, single spaces, number words as digits ('in two days' -> 'in 2
+    days') and '5 pm' written '5pm'."""
     text = " ".join(text.lower().replace(",", " ").split())
+    text = _NUMBER_WORD.sub(lambda m: str(_NUMBER_WORDS[m[0]]), text)
     return re.sub(r"(\d)\s+([ap]\.?m\.?)(?=\s|$)", r"\1\2", text)
 
 
@@ -166,12 +195,13 @@ class _Clock:
 
 
 _CLOCK_TEXT: Final = (
-    r"\d{1,2}(?:[:.]\d{2})?[ap]\.?m\.?|\d{1,2}[:h]\d{2}(?::\d{2})?|\d{1,2}\s?o'?clock|noon|midday|midnight"
+    r"\d{1,2}(?:[:.]\d{2})?[ap]\.?m\.?|\d{1,2}[:h]\d{2}(?::\d{2})?|\d{1,2}h|\d{1,2}\s?o'?clock|noon|midday"
+    r"|midnight"
 )
 _CLOCK_12: Final = re.compile(r"(\d{1,2})(?:[:.](\d{2}))?([ap])\.?m\.?")
 _CLOCK_24: Final = re.compile(r"(\d{1,2})[:h](\d{2})(?::(\d{2}))?")
 _AT_HOUR: Final = re.compile(r"at (\d{1,2})")
-_OCLOCK: Final = re.compile(r"(\d{1,2})\s?o'?clock")
+_OCLOCK: Final = re.compile(r"(\d{1,2})(?:\s?o'?clock|h)")  # '9 o'clock', '14h
 
 
 def _clock(text: str) -> _Clock | None:
@@ -200,7 +230,7 @@ def _clock(text: str) -> _Clock | None:
 
 def parse_time_of_day(text: str) -> time | None:
     """A time of day such as '9am', '17:30', 'at 9' (09:00), 'noon' or 'midnight' (00:00); None otherwise."""
-    found = _clock(normalise_spacing(text[:MAX_PHRASE]))
+    found = _clock(normalise_phrase(text[:MAX_PHRASE]))
     return found.at if found else None
 
 
@@ -321,8 +351,38 @@ def _relative_day(words: str, today: date) -> _Day | None:
     return _Day(today + steps[unit])
 
 
+def _ordinal_day(words: str, today: date) -> _Day | None:
+    """'the 4th': the next 4th of a month, today included (the 31st skips the months without one)."""
+    m = re.fullmatch(r"(?:the )?(\d{1,2})(?:st|nd|rd|th)", words)
+    if not m:
+        return None
+    if not 1 <= (day := int(m[1])) <= 31:
+        raise DateParseError(f"no month has a {words.removeprefix('the ')} day; {_EXAMPLES}")
+    for ahead in range(3):
+        month = today.replace(day=1) + relativedelta(months=ahead)
+        if (
+            day <= calendar.monthrange(month.year, month.month)[1]
+            and (found := month.replace(day=day)) >= today
+        ):
+            return _Day(found)
+    return None  # pragma: no cover - a 1st to 31st comes within three months
+
+
+def _later_day(words: str, today: date) -> _Day | None:
+    """'a week from monday', '2 days after friday': counted from the day named."""
+    m = re.fullmatch(r"(?P<n>an?|one|\d{1,3}) (?P<unit>day|week)s? (?:from|after) (?P<day>.+)", words)
+    if not m or m["day"] in ("now", "today") or (base := _named_day(m["day"], today)) is None:
+        return None
+    amount = 1 if m["n"] in ("a", "an", "one") else int(m["n"])
+    return _Day(base.day + timedelta(days=amount * (7 if m["unit"] == "week" else 1)), default=base.default)
+
+
 def _week_day(words: str, today: date) -> _Day | None:
     saturday = today + timedelta(days=5 - today.weekday())  # this (Monday-Sunday) week's Saturday
+    if m := re.fullmatch(rf"({_WEEKDAY_RE}) next week|next week ({_WEEKDAY_RE})", words):
+        return _Day(saturday + timedelta(days=2 + WEEKDAYS[m[1] or m[2]]))  # in the Monday-Sunday week after
+    if words in ("end of next week", "the end of next week"):
+        return _Day(saturday + timedelta(days=6), default=_END_OF_WORKDAY)
     if words in ("this weekend", "weekend", "the weekend", "this coming weekend"):
         return _Day(max(saturday, today))
     if words == "next weekend":
@@ -413,7 +473,16 @@ def _named_day(words: str, today: date) -> _Day | None:
         return _Day(today, kind="later_today", default=_END_OF_WORKDAY)
     if m := re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", words):
         return _Day(_calendar_date(int(m[1]), int(m[2]), int(m[3])))
-    for reader in (_weekday_day, _month_day, _relative_day, _week_day, _period_end_day, _nth_weekday_day):
+    readers = (
+        _weekday_day,
+        _month_day,
+        _ordinal_day,
+        _relative_day,
+        _week_day,
+        _period_end_day,
+        _nth_weekday_day,
+    )
+    for reader in (*readers, _later_day):
         if found := reader(words, today):
             return found
     return None
@@ -564,7 +633,7 @@ def _clean(text: str) -> str:
         raise DateParseError(
             f"a date or time must be at most {MAX_PHRASE} characters (got {len(text)}); {_EXAMPLES}"
         )
-    phrase = normalise_spacing(text).rstrip(".!?")
+    phrase = normalise_phrase(text).rstrip(".!?")
     for prefix in ("due on ", "due by ", "due ", "by ", "on "):
         phrase = phrase.removeprefix(prefix)
     return phrase.strip()
@@ -644,7 +713,7 @@ def parse_offset(text: str) -> timedelta | None:
     """How long before a due time ('30 minutes before', 'PT30M'); None if the text is not an offset."""
     if len(text) > MAX_PHRASE:
         return None
-    phrase = normalise_spacing(text).rstrip(".!")
+    phrase = normalise_phrase(text).rstrip(".!")
     try:
         offset = _iso_offset(phrase)
         if offset is None:

@@ -24,7 +24,7 @@ from mcp_server.dates import (
     DateParseError,
     alternation,
     localise,
-    normalise_spacing,
+    normalise_phrase,
     parse_time_of_day,
     parse_when,
 )
@@ -472,7 +472,7 @@ def _core(phrase: str) -> Parts | None:
 
 
 def _clean_phrase(text: str) -> str:
-    phrase = normalise_spacing(text.replace("&", " and ")).rstrip(".!")
+    phrase = normalise_phrase(text.replace("&", " and ")).rstrip(".!")
     phrase = re.sub(r"\b(?:each|every single)\b", "every", phrase)
     phrase = re.sub(r"\bevery other\b", "every 2", phrase)
     for prefix in ("repeat ", "repeats ", "repeating ", "recurring ", "recur ", "on "):

@@ -115,6 +115,21 @@ PHRASES = [
     ("in 2 days and 3 hours", WED_MORNING, "2026-06-05 11:00"),
     ("next month", WED_MORNING, "2026-07-03 09:00"),  # through dateparser
     ("12/03", WED_MORNING, "2026-12-03 09:00"),  # through dateparser, month first
+    # number words, '14h', the nth of a month, days counted from a day, next week's days
+    ("in two days", WED_MORNING, "2026-06-05 09:00"),
+    ("in five minutes", WED_MORNING, "2026-06-03 08:05"),
+    ("two weeks from now", WED_MORNING, "2026-06-17 09:00"),
+    ("tomorrow 14h", WED_MORNING, "2026-06-04 14:00"),
+    ("the 4th", WED_MORNING, "2026-06-04 09:00"),
+    ("on the 3rd", WED_MORNING, "2026-06-03 09:00"),
+    ("the 31st", WED_MORNING, "2026-07-31 09:00"),
+    ("the 2nd at 5pm", WED_MORNING, "2026-07-02 17:00"),
+    ("monday next week", WED_MORNING, "2026-06-08 09:00"),
+    ("next week friday", SUN_NOON, "2026-06-12 09:00"),
+    ("end of next week", WED_MORNING, "2026-06-12 17:00"),
+    ("a week from monday", WED_MORNING, "2026-06-15 09:00"),
+    ("2 days after friday", WED_MORNING, "2026-06-07 09:00"),
+    ("a week from tomorrow", FRI_LATE, "2026-06-13 09:00"),
     # ends of months and years, at the end of the working day
     ("end of the month", WED_MORNING, "2026-06-30 17:00"),
     ("eom", FRI_LATE, "2026-06-30 17:00"),
@@ -276,6 +291,7 @@ def test_relative_hours_are_elapsed_time(now_utc: datetime, text: str, expected_
         ("2026-02-30 17:00", "not a valid ISO 8601 date and time"),
         ("feb 30", "February has no day 30"),
         ("fifth monday of february", "february has no fifth monday"),
+        ("the 32nd", "no month has a 32nd day"),
         ("in 9999 years", "out of range"),
     ],
 )
@@ -373,6 +389,7 @@ def test_parse_time_of_day(text: str, expected: time | None) -> None:
         ("1 hour 30 minutes before", timedelta(minutes=90)),
         ("1h30m before", timedelta(minutes=90)),
         ("1 hour and 30 minutes before", timedelta(minutes=90)),
+        ("ten minutes before", timedelta(minutes=10)),
         ("2 days and 1 hour before", timedelta(days=2, hours=1)),
         ("2 days before", timedelta(days=2)),
         ("1 week before", timedelta(weeks=1)),
