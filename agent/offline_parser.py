@@ -266,13 +266,15 @@ _NUM = (
     r"|forty[- ]five|ninety)"
 )
 _UNIT = r"(?:minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|wks?|w)"
+# "14h", "9h30" are 24-hour times; a bare "1h" to "9h" is left to mean an hour ("at 9h" is a time)
 _TIME = (
     r"(?:(?:1[0-2]|0?[1-9])(?::[0-5]\d)?\s*(?:a\.?m\.?|p\.?m\.?)(?![\w])"
     r"|(?:[01]?\d|2[0-3]):[0-5]\d(?![\d:])"
+    r"|(?:[01]?\d|2[0-3])h[0-5]\d(?![\w:])|(?:0\d|1\d|2[0-3])h(?![\w:])"
     r"|noon|midday|midnight"
     r"|(?:1[0-2]|0?[1-9])\s*o'?clock)"
 )
-_AT_TIME = rf"(?:(?:(?:at|@|around|by)\s*)?{_TIME}|at\s+(?:1[0-9]|2[0-3]|0?[1-9])(?![\d:\w]))"
+_AT_TIME = rf"(?:(?:(?:at|@|around|by)\s*)?{_TIME}|at\s+(?:1[0-9]|2[0-3]|0?[1-9])h?(?![\d:\w]))"
 _DAYPART = r"(?:(?:in\s+the\s+)?(?:morning|afternoon|evening)|at\s+night)"
 # "the month", "next month", "december", "feb 2028": the month of "the first monday of ...", "end of ..."
 _WHICH_MONTH = rf"(?:(?:(?:the|this|next)\s+)?month|{_MONTH}\b(?:,?\s+\d{{4}})?)"
@@ -281,13 +283,28 @@ _NTH = r"(?:first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)"
 _NTH_WEEKDAY = rf"(?:the\s+)?{_NTH}\s+{_WD_ANY}\.?\s+(?:of|in)\s+{_WHICH_MONTH}"
 # "the end of next month", "last day of february", "the end of the year"
 _PERIOD_END = rf"(?:the\s+)?(?:end|last\s+day)\s+of\s+(?:{_WHICH_MONTH}|(?:(?:the|this)\s+)?year)"
+_WD_WORD = rf"(?:{_WD_FULL}|{_WD_ABBR}\.?)(?![\w])"
+# "monday next week", "next week mon": that weekday in the (Monday-Sunday) week after this one
+_WEEK_DAY = rf"(?:{_WD_WORD}\s+next\s+week|next\s+week\s+{_WD_WORD})"
+# The days "a week from monday" and "2 days after friday" count from (the server's `_later_day`);
+# "for 2 weeks from monday" is a stay that starts on Monday, so its count stays in the title, and
+# "every 2 weeks from monday" is a repeat that starts on Monday
+_FROM_DAY = (
+    rf"(?:today|tomorrow|now|(?:(?:next|this)\s+)?{_WD_WORD}|{_MONTH}\.?\s+\d{{1,2}}{_ORD}?"
+    rf"|\d{{1,2}}{_ORD}?\s+(?:of\s+)?{_MONTH}|\d{{4}}-\d{{2}}-\d{{2}})"
+)
+_LATER_DAY = (
+    rf"(?<!\bfor\s)(?<!\bevery\s)(?<!\beach\s)(?:{_NUM})\s+(?:days?|weeks?)"
+    rf"\s+(?:from|after)\s+{_FROM_DAY}(?![\w])"
+)
 _DAY = (
     r"(?:(?:the\s+)?day\s+after\s+tomorrow|today|tonight|tomorrow"
     r"|this\s+(?:morning|afternoon|evening)"
     r"|(?:this|next|coming|on\s+the|over\s+the|by\s+the)\s+weekend"
-    rf"|{_NTH_WEEKDAY}"
+    rf"|{_NTH_WEEKDAY}|{_WEEK_DAY}|{_LATER_DAY}"
     r"|(?:next|this|coming)\s+(?:week|month|year)"
-    r"|(?:the\s+)?end\s+of\s+(?:the\s+)?(?:day|week)|eod|eow|eom|eoy"
+    r"|(?:the\s+)?end\s+of\s+(?:(?:the|this|next)\s+)?week|(?:the\s+)?end\s+of\s+(?:the\s+)?day"
+    r"|eod|eow|eom|eoy"
     rf"|{_PERIOD_END}"
     rf"|(?:(?:next|this|coming)\s+)?{_WD_FULL}"
     rf"|(?:next|this|coming|on|by)\s+{_WD_ABBR}\.?"
@@ -322,7 +339,7 @@ _REPEAT = (
     r"|morning|evening|night"
     rf"|{_NTH}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*)(?:the\s+)?{_NTH})*\s+{_WD_ANY}(?:\s+of\s+(?:the|every|each)\s+month)?"
     rf"|{_WD_ANY}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*|\s+){_WD_ANY})*"
-    rf"|\d{{1,3}}\s+(?:days?|weeks?|months?|years?)(?:\s+on\s+{_WD_ANY}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_ANY})*)?)"
+    rf"|(?:\d{{1,3}}|(?!an?\s){_NUM})\s+(?:days?|weeks?|months?|years?)(?:\s+on\s+{_WD_ANY}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_ANY})*)?)"
     r"|daily|weekly|biweekly|bi-weekly|fortnightly|monthly|yearly|annually|hourly"
     r"|(?:on\s+)?weekdays|on\s+weekends"
     rf"|(?:on\s+)?(?:the\s+)?\d{{1,2}}{_ORD}\s+(?:day\s+)?of\s+(?:every|each)\s+month"
@@ -442,13 +459,17 @@ def _number(word: str) -> int | None:
 
 
 def _clock_of(text: str) -> tuple[int, int] | None:
-    """Hour and minute of '9am', '5:30 pm', '17:00', 'noon' or 'at 5' (a bare 1-7 is taken as pm)."""
+    """Hour and minute of '9am', '5:30 pm', '17:00', '14h', 'noon' or 'at 5' (a bare 1-7 is taken as pm)."""
     low = text.lower().replace(".", "").strip()
     low = re.sub(r"^(?:at|@|around|by)\s*", "", low)
     if low in {"noon", "midday"}:
         return 12, 0
     if low == "midnight":
         return 23, 59
+    match = re.fullmatch(r"(\d{1,2})h(\d{2})?", low)  # "14h", "9h30": a 24-hour clock
+    if match:
+        hour, minute = int(match[1]), int(match[2] or 0)
+        return (hour, minute) if hour <= 23 and minute <= 59 else None
     match = re.fullmatch(r"(\d{1,2})(?::(\d{2}))?\s*(am|pm|o'?clock)?", low)
     if match is None:
         return None
@@ -509,7 +530,7 @@ def _when(raw: str, now: datetime) -> str:
     text = re.sub(r"\bnext\s+weekend\b", "next saturday", text)
     text = re.sub(r"\bthe\s+(end|last\s+day)\s+of\b", r"\1 of", text)
     text = re.sub(r"\b(?:end\s+of\s+(?:the\s+)?day|eod)\b", "today 5pm", text)
-    text = re.sub(r"\b(?:end\s+of\s+(?:the\s+)?week|eow)\b", "friday 5pm", text)
+    text = re.sub(r"\b(?:end\s+of\s+(?:the\s+|this\s+)?week|eow)\b", "friday 5pm", text)
     text = re.sub(r"\b(?:(?:end|last\s+day)\s+of\s+(?:the\s+|this\s+)?month|eom)\b", "end of the month", text)
     text = re.sub(r"\b(?:(?:end|last\s+day)\s+of\s+(?:the\s+|this\s+)?year|eoy)\b", "end of the year", text)
     # "the 2nd tuesday of next month" is a weekday, not "the 2nd": the server finds it
@@ -533,6 +554,15 @@ def _when(raw: str, now: datetime) -> str:
         text,
     )
     text = re.sub(r"^" + _WD_ABBR + r"\.?(?=\s)", lambda m: _WD_BY_ABBR[m[0].rstrip(".")], text)
+    # "next week fri", "a week from mon": the weekday's name; "two weeks from" -> "2 weeks from"
+    text = re.sub(
+        r"\b(week|from|after)\s+" + _WD_ABBR + r"\.?(?=\s|$)",
+        lambda m: m[1] + " " + _WD_BY_ABBR[m[0].split()[-1].rstrip(".")],
+        text,
+    )
+    text = re.sub(
+        r"\b(" + _NUM + r")\s+(days?|weeks?)\s+(from|after)\b", lambda m: f"{_count(m[1], m[2])} {m[3]}", text
+    )
     text = re.sub(r"\bin\s+half\s+an\s+hour\b", "in 30 minutes", text)
     text = re.sub(r"\bin\s+(an?|one)\s+(hour|minute|day|week|month)\b", r"in 1 \2", text)
     text = re.sub(
@@ -544,13 +574,14 @@ def _when(raw: str, now: datetime) -> str:
         return _clock_words(*hm) if hm else match[0]
 
     text = re.sub(
-        r"(?:\b(?:at|around|by)\s*|@\s*)?\b(?:\d{1,2}(?::\d{2})?(?:am|pm)|\d{1,2}:\d{2}|\d{1,2}\s*o'?clock"
+        r"(?:\b(?:at|around|by)\s*|@\s*)?\b(?:\d{1,2}(?::\d{2})?(?:am|pm)|\d{1,2}[:h]\d{2}|\d{1,2}\s*o'?clock"
         r"|noon|midday|midnight)(?![\w:])",
         clock,
         text,
     )
     text = re.sub(r"\b(?:at|@)\s+(\d{1,2})$", clock, text)
     text = re.sub(r"\b(?:at|@)\s+(\d{1,2})(?=\s)", clock, text)
+    text = re.sub(r"(?:\b(?:at|around|by)\s*|@\s*)?\b\d{1,2}h(?![\w:])", clock, text)  # "14h" -> "2pm"
     text = " ".join(re.sub(r"(?:^|\s)(?:at|on)(?=\s|$)", " ", text).split())
     leading_time = re.fullmatch(r"(noon|\d{1,2}(?::\d{2})?[ap]m)\s+(\D.*)", text)
     return f"{leading_time[2]} {leading_time[1]}" if leading_time else text
@@ -570,6 +601,15 @@ def _relative(amount: str, unit: str) -> str:
     else:
         name = "week"
     return f"in {count} {name}{'s' if count != 1 else ''}"
+
+
+def _count(amount: str, unit: str) -> str:
+    """'two', 'weeks' -> '2 weeks'; 'a', 'week' -> 'a week' (as said); 'one', 'days' -> '1 day'."""
+    count = _number(amount) or 1
+    unit = unit.lower().removesuffix("s")
+    if amount.lower() in {"a", "an"}:
+        return f"a {unit}"
+    return f"{count} {unit}{'s' if count != 1 else ''}"
 
 
 def _offset_before(raw: str) -> str:
@@ -627,6 +667,11 @@ def _repeat(raw: str) -> _Repeat:
         month_day = int(match[1])
         text = text[: match.start()] or "every month"
     text = re.sub(r"^each\b", "every", text)
+    text = re.sub(  # "every two weeks" -> "every 2 weeks", "every one day" -> "every day"
+        rf"^every\s+({_NUM})\s+(days?|weeks?|months?|years?)\b",
+        lambda m: "every " + _count(m[1], m[2]).removeprefix("a ").removeprefix("1 "),
+        text,
+    )
     text = re.sub(r"^every\s+other\s+(day|week|month|year)$", r"every 2 \1s", text)
     text = re.sub(r"^(?:every\s+fortnight|biweekly|bi-weekly|fortnightly)$", "every 2 weeks", text)
     text = re.sub(r"^(?:every\s+(?:workday|business\s+day)|(?:on\s+)?weekdays)$", "every weekday", text)
@@ -1027,6 +1072,9 @@ def _window(name: str, now: datetime, tz: ZoneInfo) -> tuple[str | None, str | N
     if name in {"end of week", "end of month"}:
         after, before, _ = _window(name.replace("end of", "this"), now, tz)
         return after, before, "the " + name.replace("end of", "end of the")
+    if name == "end of next week":  # through its Sunday, as "the end of the week" is this week
+        after, before, _ = _window("next week", now, tz)
+        return after, before, "the end of next week"
     if _SERVER_DAY.fullmatch(name):
         return _server_day_window(name, today, tz)
     dated = re.fullmatch(
@@ -1061,8 +1109,9 @@ def _on_day(day: date, today: datetime, tz: ZoneInfo) -> tuple[str, str, str]:
 
 
 # Days the server's date parser finds: "end of next month", "last day of february", "eoy",
-# "first friday of december" (a window key: lower case, no leading "the", no dots or commas)
-_SERVER_DAY = re.compile(rf"{_PERIOD_END}|eoy|{_NTH_WEEKDAY}", _I)
+# "first friday of december", "monday next week", "a week from monday" (a window key: lower case,
+# no leading "the", no dots or commas)
+_SERVER_DAY = re.compile(rf"{_PERIOD_END}|eoy|{_NTH_WEEKDAY}|{_WEEK_DAY}|{_LATER_DAY}", _I)
 
 
 def _server_day_window(name: str, today: datetime, tz: ZoneInfo) -> tuple[str | None, str | None, str]:
@@ -1091,7 +1140,7 @@ def _server_day_window(name: str, today: datetime, tz: ZoneInfo) -> tuple[str | 
 
 
 _LIST_WINDOW = re.compile(
-    rf"\b(?:due\s+|for\s+|on\s+)?({_NTH_WEEKDAY}|(?:the\s+)?last\s+day\s+of\s+(?:{_WHICH_MONTH}|(?:(?:the|this)\s+)?year)"
+    rf"\b(?:due\s+|for\s+|on\s+)?({_WEEK_DAY}|{_LATER_DAY}|{_NTH_WEEKDAY}|(?:the\s+)?last\s+day\s+of\s+(?:{_WHICH_MONTH}|(?:(?:the|this)\s+)?year)"
     r"|today'?s?|tonight|tomorrow'?s?|this\s+week'?s?|the\s+week|next\s+week|(?:this|next)\s+month"
     r"|this\s+weekend|the\s+weekend|upcoming|coming\s+up|soon|(?:the\s+)?next\s+(?:7|seven|few)\s+days"
     rf"|(?:(?:with)?in\s+)?(?:the\s+)?next\s+{_NUM}\s+(?:days?|weeks?)|within\s+{_NUM}\s+(?:days?|weeks?)"
@@ -1099,10 +1148,12 @@ _LIST_WINDOW = re.compile(
     rf"|(?:(?:next|this|coming)\s+)?{_WD_FULL})\b",
     _I,
 )
-# "due before friday", "by tomorrow", "after monday": one side of a named window.
+# "due before friday", "by tomorrow", "after monday": one side of a named window ("2 days after friday"
+# is a day, above).
 _LIST_BOUND = re.compile(
-    r"\b(?:due\s+)?(?:(?P<rel>before|after|by|until|till)\s+|(?=(?:the\s+)?end\s+of\s|eo[wmy]\b))"
-    r"(?P<w>today|tonight|tomorrow|next\s+week|next\s+month|(?:the\s+)?end\s+of\s+(?:the\s+|this\s+)?week"
+    r"\b(?:due\s+)?(?:(?P<rel>before|(?<!day\s)(?<!days\s)(?<!week\s)(?<!weeks\s)after|by|until|till)\s+|(?=(?:the\s+)?end\s+of\s|eo[wmy]\b))"
+    rf"(?P<w>{_WEEK_DAY}|{_LATER_DAY}|today|tonight|tomorrow|next\s+week|next\s+month"
+    r"|(?:the\s+)?end\s+of\s+(?:the\s+|this\s+|next\s+)?week"
     rf"|{_PERIOD_END}|{_NTH_WEEKDAY}|eow|eom|eoy|this\s+weekend|the\s+weekend|(?:next\s+)?{_WD_FULL})\b",
     _I,
 )

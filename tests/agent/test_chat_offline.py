@@ -121,6 +121,9 @@ CASES = [
         expect=T("Call mom", due="2026-11-30 09:00", repeat="every Monday"),
     ),
     case("add water plants every 3 days", expect=T("Water plants", repeat="every 3 days")),
+    case("add water ferns every two weeks", expect=T("Water ferns", repeat="every 2 weeks")),
+    case("add dentist monday next week at 14h", expect=T("Dentist", due="2026-11-30 14:00")),
+    case("add follow up a week from monday", expect=T("Follow up", due="2026-12-07 09:00")),
     case("add water plants daily", expect=T("Water plants", repeat="every day")),
     case("add fix server p1", expect=T("Fix server", priority="urgent", due=None)),
     case("add buy gift, p2", expect=T("Buy gift", priority="high")),
@@ -465,6 +468,12 @@ CASES = [
         seeds=(seed("File taxes", due="eoy"), seed("Renew passport", due="jan 4")),
         expect=(T("File taxes", due="2026-12-31 17:00"), T("Renew passport")),
         reply="You have 1 open task due by the end of the year:\n- File taxes",
+    ),
+    case(
+        "what's due by the end of next week",
+        seeds=(seed("Ship release", due="end of next week"), seed("Renew passport", due="jan 4")),
+        expect=(T("Ship release", due="2026-12-04 17:00"), T("Renew passport")),
+        reply="You have 1 open task due by the end of next week:\n- Ship release",
     ),
     case(
         "what did I complete yesterday",  # the seed was completed now, today

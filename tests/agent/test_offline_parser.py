@@ -236,6 +236,52 @@ CASES: list[tuple[str, Intent]] = [
         "add meeting on the first and third monday of the month",
         Add("Meeting on the first and third monday of the month"),
     ),
+    # -------------------------------------------------------- "14h", "monday next week", "a week from monday"
+    ("add submit report tomorrow 14h", Add("Submit report", due="tomorrow 2pm")),
+    ("add call bob friday at 9h30", Add("Call bob", due="friday 9:30am")),
+    ("add dentist monday next week", Add("Dentist", due="monday next week")),
+    ("add dentist next week tue at 3pm", Add("Dentist", due="next week tuesday 3pm")),
+    ("add ship the release end of next week", Add("Ship the release", due="end of next week")),
+    ("add book flights by end of this week", Add("Book flights", due="friday 5pm")),
+    ("add follow up a week from monday", Add("Follow up", due="a week from monday")),
+    ("add pay invoice 2 days after friday", Add("Pay invoice", due="2 days after friday")),
+    ("add check results two weeks from dec 3", Add("Check results", due="2 weeks from dec 3")),
+    (
+        "remind me to call bob a week from monday",
+        Add("Call bob", due="a week from monday", remind="a week from monday"),
+    ),
+    ("add water plants every two weeks", Add("Water plants", repeat="every 2 weeks")),
+    (
+        "add take out recycling every three days at 5pm",
+        Add("Take out recycling", due="5pm", repeat="every 3 days"),
+    ),
+    (
+        "add standup every two weeks on mon at 9h",
+        Add("Standup", due="monday 9am", repeat="every 2 weeks on monday"),
+    ),
+    ("move the dentist to monday next week", change("dentist", due="monday next week")),
+    ("push the report to end of next week", change("report", due="end of next week")),
+    ("reschedule the report to 2 days after friday", change("report", due="2 days after friday")),
+    ("change milk to next week monday", change("milk", due="next week monday")),
+    ("make yoga repeat every two weeks", change("yoga", repeat="every 2 weeks")),
+    ("what's due by the end of next week", listing("by the end of next week", due_before=NEXT_WEEK[1])),
+    ("what's due end of next week", listing("by the end of next week", due_before=NEXT_WEEK[1])),
+    ("what's due monday next week", listing("on November 30", MONDAY)),
+    (
+        "anything due a week from monday?",
+        listing("on December 7", ("2026-12-07T00:00:00-05:00", "2026-12-07T23:59:59-05:00")),
+    ),
+    (
+        "what's due 2 days after friday",  # today is a Friday
+        listing("on November 29", ("2026-11-29T00:00:00-05:00", "2026-11-29T23:59:59-05:00")),
+    ),
+    ("tasks due after monday next week", listing("after November 30", due_after="2026-12-01T00:00:00-05:00")),
+    # ...and what only looks like them keeps its words
+    ("add notes from monday meeting", Add("Notes from monday meeting")),
+    ("add holiday for 2 weeks from monday", Add("Holiday for 2 weeks", due="monday")),
+    ("add gym every 2 weeks from monday", Add("Gym", due="monday", repeat="every 2 weeks")),
+    ("add plan next week", Add("Plan", due="next week")),
+    ("add workout 1h", Add("Workout 1h")),  # an hour long, not 01:00
     # ------------------------------------------------------------------ listing
     ("what's due today", listing("today", TODAY)),
     ("What's due tomorrow?", listing("tomorrow", TOMORROW)),
