@@ -151,26 +151,12 @@ _WEEKDAY_RE: Final = alternation(WEEKDAYS)
 _MONTH_RE: Final = alternation(MONTHS)
 
 
+# 'a', 'an' and 'one' are read where they stand ('an hour', 'one day'); these become digits.
 _NUMBER_WORDS: Final = {
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "fifteen": 15,
-    "twenty": 20,
-    "thirty": 30,
-    "forty-five": 45,
-    "forty five": 45,
-    "sixty": 60,
-    "ninety": 90,
-}  # fmt: skip  ('a', 'an' and 'one' are read where they stand: 'an hour', 'one day')
+    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "forty-five": 45,
+    "forty five": 45, "sixty": 60, "ninety": 90,
+}  # fmt: skip
 _NUMBER_WORD: Final = re.compile(rf"\b(?:{alternation(_NUMBER_WORDS)})\b")
 
 
