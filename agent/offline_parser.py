@@ -1225,8 +1225,9 @@ def _take_bounds(work: str, now: datetime, tz: ZoneInfo, values: dict[str, objec
 
 def _parse_filters(
     low: str, now: datetime, tz: ZoneInfo, *, allow_words: bool = False
-) -> tuple[Filters, str | None, list[str], bool]:
-    """Filters found in `low`, the window label, the words left over, and whether any filter was found."""
+) -> tuple[Filters, str | None, list[str], bool, str]:
+    """Filters found in `low`, the window label, the words left over, whether any filter was found,
+    and `low` with the filters taken out ('show work tasks due today' -> 'show work tasks')."""
     values: dict[str, object] = {}
     work, window = _take_bounds(" " + low + " ", now, tz, values)
     found = window is not None
@@ -1285,7 +1286,7 @@ def _parse_filters(
         work = work[: match.start()] + " " + work[match.end() :]
     leftover = [w for w in re.findall(r"[\w'#-]+", work.lower()) if w not in _LIST_FILLER]
     filters = Filters(**values)  # type: ignore[arg-type]
-    return filters, window, leftover, found
+    return filters, window, leftover, found, " ".join(work.split())
 
 
 # "what did I finish yesterday": done tasks by their completion time (list_tasks' done_after/done_before)
@@ -1321,6 +1322,11 @@ def _completion_window(when: str, now: datetime) -> tuple[str, str | None]:
     return start.isoformat(), None if end is None else end.isoformat()
 
 
+_TAG_LEAD = r"(?:(?:show|list|what\s+are)\s+)?(?:me\s+)?(?:my\s+|the\s+|all\s+)?(?P<tag>[a-z][\w-]{0,39})\s+"
+_TAG_TASKS = re.compile(rf"{_TAG_LEAD}(?:tasks|todos|to-dos|items|stuff)", _I)
+_TAG_TASKS_FILTERED = re.compile(rf"{_TAG_LEAD}(?:tasks|todos|to-dos|items)", _I)
+
+
 def _parse_list(text: str, now: datetime, tz: ZoneInfo) -> Intent | None:
     low = text.lower().rstrip("?!. ")
     finished = _DONE_WHEN.fullmatch(low)
@@ -1335,19 +1341,17 @@ def _parse_list(text: str, now: datetime, tz: ZoneInfo) -> Intent | None:
         query = re.sub(r"\s+(?:tasks?|todos?)$", "", query, flags=_I).strip()
         if query and query.lower() not in _LIST_FILLER:
             return ListTasks(Filters(status="all", query=query[:200]))
-    filters, window, leftover, found = _parse_filters(low, now, tz)
+    filters, window, leftover, found, rest = _parse_filters(low, now, tz)
     words = set(re.findall(r"[\w'-]+", low))
     cue = found or bool(words & _LIST_CUES)
     if not cue:
         return None
     if not leftover:
         return ListTasks(filters, window)
-    # "work tasks", "show me errands todos": one unknown word before tasks/todos is a tag
-    match = re.fullmatch(
-        r"(?:(?:show|list|what\s+are)\s+)?(?:me\s+)?(?:my\s+|the\s+|all\s+)?(?P<tag>[a-z][\w-]{0,39})\s+"
-        r"(?:tasks|todos|to-dos|items|stuff)",
-        low,
-    )
+    # "work tasks", "show me errands todos": one unknown word before tasks/todos is a tag; so it is once
+    # the filters are taken out ("overdue work tasks", "show work tasks due this week"), but not before
+    # "stuff" ("work stuff due friday" is a task to add)
+    match = _TAG_TASKS.fullmatch(low) or _TAG_TASKS_FILTERED.fullmatch(rest)
     if match and len(leftover) == 1 and leftover[0] == match["tag"] and filters.tag is None:
         return ListTasks(replace(filters, tag=match["tag"]), window)
     return None
@@ -1825,7 +1829,7 @@ def _parse_bulk_delete(text: str, now: datetime, tz: ZoneInfo) -> Intent | None:
         r"(?:the\s+|my\s+|this\s+|that\s+)?(?:\S+\s+){0,6}?(?:task|todo|to-do|one|item|reminder)", low
     ) and not re.search(r"\b(?:all|every|everything|completed|done|finished)\b", low):
         return None  # "delete the milk task": one task
-    filters, window, leftover, _found = _parse_filters(low, now, tz)
+    filters, window, leftover, _found, _rest = _parse_filters(low, now, tz)
     if filters.status == "open" and not re.search(
         r"\b(?:open|pending|remaining|outstanding|incomplete|unfinished)\b", low
     ):

@@ -218,6 +218,16 @@ CASES = [
         expect=(T("Buy milk"), T("Call mom")),
         reply="- Buy milk",
     ),
+    case(  # a question: a listing, never a task called "Work tasks"
+        "work tasks due this week",
+        seeds=(
+            seed("Report", due="tomorrow", tags=["work"]),
+            seed("Deck", due="2026-12-10 09:00", tags=["work"]),
+            seed("Groceries", due="tomorrow", tags=["home"]),
+        ),
+        expect=(T("Report"), T("Deck"), T("Groceries")),
+        reply="You have 1 open task due this week tagged #work:\n- Report",
+    ),
     case("search milk", seeds=MILK_AND_MOM, expect=(T("Buy milk"), T("Call mom")), reply="Buy milk"),
     case(
         "show all",
