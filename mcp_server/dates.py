@@ -15,6 +15,8 @@ Rules (wall times are in the caller's zone `tz`, relative to `now`):
 - "the 4th" is the next 4th of a month, today included; "a week from monday", "2 days after friday"
   count from the day named.
 - Number words are read as digits ("in two days"); "14h" is 14:00.
+- A due date that is already set can be moved by a length (`parse_shift`: "+2 days", "by a week",
+  "1 hour later", "2 days earlier"); days keep the wall time, hours are elapsed time.
 - "end of the month"/"eom" and "last day of february" are that day at 17:00; "end of the year"/"eoy"
   is 31 December at 17:00.
 - "the first monday of december", "the last friday of the month", "2nd tuesday in next month": a
@@ -586,6 +588,41 @@ def _relative(phrase: str, now: datetime, tz: ZoneInfo, default_time: time) -> d
         on = now.date() + timedelta(days=seconds // _DAY_SIZED)
         return localise(datetime.combine(on, default_time), tz)
     return (now.astimezone(UTC) + timedelta(seconds=seconds)).astimezone(tz)  # elapsed, not wall, time
+
+
+# ---------------------------------------------------------------- moving a due date by a length
+
+
+_SHIFT: Final = re.compile(
+    rf"(?:(?P<sign>[+-])\s*|by\s+)?(?P<terms>{_TERMS_TEXT})(?:\s+(?P<side>later|earlier|back|forward|ahead))?"
+)
+
+
+def parse_shift(text: str) -> tuple[int, timedelta] | None:
+    """How far to move a due date that is already set: '+2 days', 'by a week', '1 hour later',
+    '2 days earlier' -> (whole days, the rest); None if the text is not such a length.
+
+    Whole days and weeks move the day and keep the wall time (across a DST change too); hours and
+    minutes are elapsed time.
+    """
+    phrase = normalise_phrase(text[:MAX_PHRASE]).rstrip(".!")
+    m = _SHIFT.fullmatch(phrase)
+    if not m or not (m["sign"] or m["side"] or phrase.startswith("by ")):
+        return None  # a bare '2 days' is refused by parse_when as a length, not a moment
+    seconds, whole_days = _duration(m["terms"])
+    sign = -1 if m["sign"] == "-" or m["side"] == "earlier" else 1
+    if whole_days:
+        return sign * int(seconds // _DAY_SIZED), timedelta(0)
+    return 0, timedelta(seconds=sign * seconds)
+
+
+def shifted(moment: datetime, shift: tuple[int, timedelta], tz: ZoneInfo) -> datetime:
+    """`moment` moved by a `parse_shift` result, in `tz`."""
+    days, elapsed = shift
+    if days:
+        wall = moment.astimezone(tz).replace(tzinfo=None) + timedelta(days=days)
+        return localise(wall, tz)
+    return (moment.astimezone(UTC) + elapsed).astimezone(tz)
 
 
 # ---------------------------------------------------------------- dateparser, for the rest

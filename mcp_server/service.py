@@ -682,6 +682,12 @@ def _apply_schedule(
     if due is not None:
         if due.strip() == "" and patching:
             task.due_at = None
+        elif patching and (shift := dates.parse_shift(due)) is not None:  # "+2 days", "by a week"
+            if task.due_at is None:
+                raise InvalidInput(
+                    "due", f"{due.strip()!r} moves a due date, but the task has none; give a date"
+                )
+            task.due_at = dates.shifted(task.due_at, shift, tz)
         else:
             # A day without a time keeps the task's time of day ("move the dentist to friday").
             keep = DEFAULT_TIME

@@ -266,7 +266,7 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
             str | None,
             Field(
                 description="New due time (words or ISO); a day alone keeps the task's time of day; "
-                "empty string clears it."
+                "'+2 days', 'by a week' or '1 hour earlier' moves the current one; empty string clears it."
             ),
         ] = None,
         remind: Annotated[

@@ -12,6 +12,7 @@ from mcp_server.dates import (
     DateParseError,
     describe_offset,
     parse_offset,
+    parse_shift,
     parse_time_of_day,
     parse_when,
     zone,
@@ -502,3 +503,24 @@ else:
         with contextlib.suppress(DateParseError):
             offset = parse_offset(text)
             assert offset is None or timedelta(0) < offset <= timedelta(days=366)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("+2 days", (2, timedelta(0))),
+        ("by a week", (7, timedelta(0))),
+        ("two days later", (2, timedelta(0))),
+        ("-1 day", (-1, timedelta(0))),
+        ("3 days earlier", (-3, timedelta(0))),
+        ("1 hour later", (0, timedelta(hours=1))),
+        ("by 1 hour and 30 minutes", (0, timedelta(minutes=90))),
+        ("+1 day 2 hours", (0, timedelta(hours=26))),  # not whole days: elapsed time
+        ("2 days", None),  # a length alone is refused by parse_when, not taken as a move
+        ("in 2 days", None),
+        ("tomorrow", None),
+        ("2 days from now", None),
+    ],
+)
+def test_parse_shift(text: str, expected: tuple[int, timedelta] | None) -> None:
+    assert parse_shift(text) == expected

@@ -341,6 +341,28 @@ async def test_a_new_day_without_a_time_keeps_the_tasks_time_of_day(
     assert new.due == datetime(2026, 12, 4, 9, 0, tzinfo=NEW_YORK)
 
 
+async def test_a_due_date_is_moved_by_a_length(service: TaskService, new_caller: NewCaller) -> None:
+    """'+2 days', 'by a week', '2 hours later', '1 day earlier' move the current due date: days keep
+    the wall time across a DST change, hours are elapsed time."""
+    caller = new_caller("America/New_York")  # the clock: Friday 2026-11-27, 10:00 in New York
+    task = await service.create(caller, add("Report", due="2027-03-12 16:15"))  # the Friday before DST
+    moved = await service.update(caller, task.id, TaskPatch(due="+2 days"))
+    assert moved.due == datetime(2027, 3, 14, 16, 15, tzinfo=NEW_YORK)  # same wall time, an hour less
+    moved = await service.update(caller, task.id, TaskPatch(due="by a week"))
+    assert moved.due == datetime(2027, 3, 21, 16, 15, tzinfo=NEW_YORK)
+    moved = await service.update(caller, task.id, TaskPatch(due="2 hours later"))
+    assert moved.due == datetime(2027, 3, 21, 18, 15, tzinfo=NEW_YORK)
+    moved = await service.update(caller, task.id, TaskPatch(due="1 day and 30 minutes earlier"))
+    assert moved.due == datetime(2027, 3, 20, 17, 45, tzinfo=NEW_YORK)
+    in_two_days = await service.update(caller, task.id, TaskPatch(due="in 2 days"))  # from now, as before
+    assert in_two_days.due == datetime(2026, 11, 29, 17, 45, tzinfo=NEW_YORK)  # the time of day kept
+    undated = await service.create(caller, add("Haircut"))
+    with pytest.raises(InvalidInput, match="due: '\\+2 days' moves a due date, but the task has none"):
+        await service.update(caller, undated.id, TaskPatch(due="+2 days"))
+    created = await service.create(caller, add("Dentist", due="2 days later"))  # no due to move: from now
+    assert created.due == datetime(2026, 11, 29, 9, 0, tzinfo=NEW_YORK)
+
+
 async def test_repeating_task_starts_a_series(service: TaskService, new_caller: NewCaller) -> None:
     caller = new_caller("America/New_York")
     task = await service.create(caller, add("Stand-up", repeat="every weekday at 9:30"))
