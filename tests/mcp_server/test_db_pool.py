@@ -11,9 +11,10 @@ from sqlalchemy import event, text
 from todo_chatbot.settings import Settings
 
 
-async def opened_in_two_bursts(settings: Settings, requests: int) -> int:
-    """PostgreSQL connections the settings' database opens for two bursts of `requests` queries at
-    once (each holding its connection a moment, as a request does)."""
+async def opened_in_two_bursts(settings: Settings, requests: int, at_once: int) -> int:
+    """PostgreSQL connections the settings' database opens for two bursts of `requests` queries,
+    `at_once` of them holding their connections together (as concurrent requests do): each waits
+    for the others, so no query can hand its connection on to a later one of the same burst."""
     db = settings.open_database()
     opened = 0
 
@@ -23,9 +24,12 @@ async def opened_in_two_bursts(settings: Settings, requests: int) -> int:
 
     event.listen(db.engine.sync_engine, "connect", count)
 
+    together = asyncio.Barrier(at_once)
+
     async def query() -> None:
         async with db.autocommit() as connection:
-            await connection.execute(text("SELECT pg_sleep(0.05)"))
+            await connection.execute(text("SELECT 1"))
+            await together.wait()
 
     try:
         for _ in range(2):
@@ -39,13 +43,13 @@ async def test_the_default_pool_keeps_the_connections_of_sixteen_requests_at_onc
     """A burst above the pool opens connections that close again when returned, and the next burst
     forks new server processes for them: the default pool holds a burst of 16."""
     settings = Settings(database_url=postgres_url)
-    assert await opened_in_two_bursts(settings, 16) == 16
+    assert await opened_in_two_bursts(settings, 16, at_once=16) == 16
 
 
 async def test_the_pool_is_sized_by_the_settings(postgres_url: str) -> None:
     """DATABASE_POOL_SIZE=4 keeps four: a burst of six opens two more each time."""
     settings = Settings(database_url=postgres_url, database_pool_size=4, database_max_overflow=10)
-    assert await opened_in_two_bursts(settings, 6) == 4 + 2 + 2
+    assert await opened_in_two_bursts(settings, 6, at_once=6) == 4 + 2 + 2
 
 
 async def test_pool_settings_are_read_from_the_environment(
@@ -54,4 +58,4 @@ async def test_pool_settings_are_read_from_the_environment(
     """DATABASE_POOL_SIZE=2 and DATABASE_MAX_OVERFLOW=0: a burst of four shares two connections."""
     monkeypatch.setenv("DATABASE_POOL_SIZE", "2")
     monkeypatch.setenv("DATABASE_MAX_OVERFLOW", "0")
-    assert await opened_in_two_bursts(Settings(database_url=postgres_url), 4) == 2
+    assert await opened_in_two_bursts(Settings(database_url=postgres_url), 4, at_once=2) == 2
