@@ -1485,6 +1485,11 @@ _RENAME_PATTERNS = [
 _MOVE = re.compile(
     r"(?:move|reschedule|postpone|push(?:\s+back)?|shift|delay|put\s+off|bump|defer)\s+(?P<rest>.+)", _I
 )
+# "postpone milk by 2 days", "push milk back a week", "move the report a day earlier": moved by a length
+_MOVE_BY = re.compile(
+    rf"(?P<ref>.+?)\s+(?:back\s+|out\s+)?(?:by\s+)?(?P<n>{_NUM})\s*(?P<u>{_UNIT})(?:\s+(?P<side>later|earlier))?",
+    _I,
+)
 _MOVE_TO_PRIORITY = re.compile(
     rf"(?P<ref>.+?)\s+(?:up\s+|down\s+)?to\s+(?P<p>{_PRIORITY_WORD}|(?:urgent|high|medium|low|none)(?:\s+priority)?)",
     _I,
@@ -1762,6 +1767,10 @@ def _parse_act(text: str, now: datetime) -> Intent | None:
         level_moved = _priority(to_level["p"]) if to_level else None
         if to_level and level_moved is not None:
             return _act("update", to_level["ref"], Changes(priority=level_moved))
+        by = _MOVE_BY.fullmatch(match["rest"])
+        if by:  # the service moves the current due date: "+2 days", "-1 day"
+            length = _relative(by["n"], by["u"]).removeprefix("in ")
+            return _act("update", by["ref"], Changes(due=("-" if by["side"] == "earlier" else "+") + length))
         split = _split_when(match["rest"], now)
         if split is None:
             return Unknown("When should I move it to?", "move the dentist to friday 3pm")

@@ -294,6 +294,16 @@ CASES = [
         seeds=(seed("Report", due="6pm"),),
         expect=T("Report", due="2026-11-28 18:00"),
     ),
+    case(
+        "postpone report by 2 days",
+        seeds=(seed("Report", due="6pm"),),
+        expect=T("Report", due="2026-11-29 18:00"),
+    ),
+    case(
+        "move the report an hour earlier",
+        seeds=(seed("Report", due="6pm"),),
+        expect=T("Report", due="2026-11-27 17:00"),
+    ),
     case("clear the due date of milk", seeds=MILK_AND_MOM, expect=(T("Buy milk", due=None), T("Call mom"))),
     case("make the report urgent", seeds=(seed("Report"),), expect=T("Report", priority="urgent")),
     case("set the report to high priority", seeds=(seed("Report"),), expect=T("Report", priority="high")),

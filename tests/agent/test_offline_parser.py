@@ -386,6 +386,12 @@ CASES: list[tuple[str, Intent]] = [
     ("move the report up to high priority", change("report", priority="high")),
     ("reschedule the trip to paris to next monday", change("trip to paris", due="next monday")),
     ("postpone report until tomorrow", change("report", due="tomorrow")),
+    # moved by a length: the service moves the current due date
+    ("postpone milk by 2 days", change("milk", due="+2 days")),
+    ("push milk back a week", change("milk", due="+1 week")),
+    ("delay the report by an hour", change("report", due="+1 hour")),
+    ("move the report a day earlier", change("report", due="-1 day")),
+    ("bump milk by 30 minutes", change("milk", due="+30 minutes")),
     ("make it friday", change("it", due="friday")),  # not a new task "Make it"
     ("actually make it 6pm", change("it", due="6pm")),
     ("change milk to tomorrow", change("milk", due="tomorrow")),
