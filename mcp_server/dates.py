@@ -328,7 +328,7 @@ def _relative_day(words: str, today: date) -> _Day | None:
     if not m:
         return None
     number, unit = m["n1"] or m["n2"], m["u1"] or m["u2"]
-    amount = 1 if number in ("a", "an", "one") else int(number)
+    amount = int(amount_of(number))
     steps = {
         "day": relativedelta(days=amount),
         "week": relativedelta(weeks=amount),
@@ -361,7 +361,7 @@ def _later_day(words: str, today: date) -> _Day | None:
     m = re.fullmatch(r"(?P<n>an?|one|\d{1,3}) (?P<unit>day|week)s? (?:from|after) (?P<day>.+)", words)
     if not m or m["day"] in ("now", "today") or (base := _named_day(m["day"], today)) is None:
         return None
-    amount = 1 if m["n"] in ("a", "an", "one") else int(m["n"])
+    amount = int(amount_of(m["n"]))
     return _Day(base.day + timedelta(days=amount * (7 if m["unit"] == "week" else 1)), default=base.default)
 
 
@@ -560,7 +560,8 @@ _TERM: Final = re.compile(rf"(?P<amount>{_AMOUNT})\s*(?P<unit>{_UNIT_RE})(?![a-z
 _RELATIVE_EXACT: Final = re.compile(rf"in\s+(?P<a>{_TERMS_TEXT})|(?P<b>{_TERMS_TEXT})\s+(?:from now|later)")
 
 
-def _amount(text: str) -> float:
+def amount_of(text: str) -> float:
+    """The number in '2', '1.5', 'a', 'an', 'one' or 'half an'."""
     if text.startswith("half"):
         return 0.5
     return 1.0 if text in ("a", "an", "one") else float(text)
@@ -571,8 +572,8 @@ def _duration(terms: str) -> tuple[float, bool]:
     seconds, whole_days = 0.0, True
     for term in _TERM.finditer(terms):
         size = _DURATION_UNITS[term["unit"]]
-        seconds += _amount(term["amount"]) * size
-        whole_days = whole_days and size >= _DAY_SIZED and _amount(term["amount"]).is_integer()
+        seconds += amount_of(term["amount"]) * size
+        whole_days = whole_days and size >= _DAY_SIZED and amount_of(term["amount"]).is_integer()
     return seconds, whole_days
 
 

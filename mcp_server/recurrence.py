@@ -23,6 +23,7 @@ from mcp_server.dates import (
     WEEKDAYS,
     DateParseError,
     alternation,
+    amount_of,
     localise,
     normalise_phrase,
     parse_time_of_day,
@@ -518,7 +519,7 @@ def _take_modifiers(phrase: str) -> tuple[str, _Modifiers]:
             phrase, found.count = m["core"], m["n"]
             continue
         if found.length is None and (m := _LENGTH.fullmatch(phrase)):
-            amount = 1 if m["n"] in ("a", "an", "one") else int(m["n"])
+            amount = int(amount_of(m["n"]))
             phrase, found.length = m["core"], (amount, m["unit"])
             continue
         m = re.fullmatch(rf"(?P<core>.+?) (?:at (?P<t1>.+)|(?P<t2>{_CLOCK}|noon|midnight))", phrase)
