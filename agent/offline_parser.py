@@ -318,10 +318,13 @@ _REL = (
     rf"(?:in\s+{_NUM}\s*(?:{_UNIT}|months?)|in\s+(?:an?|one)\s+(?:hour|minute|day|week|month)"
     r"|in\s+half\s+an\s+hour)"
 )
+# Whole days from now, which may take a time: "in 2 days at 5pm", "at 7am in a week"
+_REL_DAYS = rf"in\s+(?:{_NUM}\s*(?:days?|d|weeks?|wks?|w|months?)|(?:an?|one)\s+(?:day|week|month))\b"
 _DATETIME = (
     rf"(?:{_DAY}(?:\s*,?\s*(?:{_AT_TIME}|{_DAYPART}))?"
     rf"|{_WD_ABBR}\.?\s+{_AT_TIME}"
-    rf"|{_AT_TIME}(?:\s*,?\s*(?:(?:on\s+)?{_DAY}|{_DAYPART}))?"
+    rf"|{_AT_TIME}(?:\s*,?\s*(?:(?:on\s+)?{_DAY}|{_DAYPART}|{_REL_DAYS}))?"
+    rf"|{_REL_DAYS}\s*,?\s*(?:{_AT_TIME}|{_DAYPART})"
     rf"|{_REL})"
 )
 _DUE_PREFIX = r"(?:(?:due(?:\s+(?:on|by|at))?|by|on|for|before|until|till|starting|from)\s+)?"

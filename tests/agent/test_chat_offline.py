@@ -135,6 +135,7 @@ CASES = [
     case("add report tags: work, q4", expect=T("Report", tags=["work", "q4"])),
     case("add Buy Milk #Errands #home #errands", expect=T("Buy Milk", tags=["errands", "home"])),
     case("add buy eggs in 2 hours", expect=T("Buy eggs", due="2026-11-27 12:00")),
+    case("add report in two days at 5pm", expect=T("Report", due="2026-11-29 17:00")),
     case("add dinner at 7 tonight", expect=T("Dinner", due="2026-11-27 19:00")),
     case("add sprint review on dec 3 at 2pm", expect=T("Sprint review", due="2026-12-03 14:00")),
     case("add go running tomorrow morning", expect=T("Go running", due="2026-11-28 09:00")),
