@@ -236,6 +236,27 @@ def lost_answers(sidecar: FakeSidecar) -> set[str]:
     return ids
 
 
+def job_story(name: str, snap: Snapshot, sidecar: FakeSidecar, now: datetime) -> str:
+    """What the test knows of one job that should (not) exist: the task now, every call the sidecar
+    got for the job (method, status or dropped, answered) and its triggers, so a rare failure can be
+    read."""
+    task = snap.tasks.get(name.removeprefix("reminder-"))
+    job = sidecar.jobs.get(name)
+    calls = [
+        f"{r.method} {r.status if r.status is not None else 'dropped'}{'' if r.answered else ' (unanswered)'}"
+        for r in sidecar.received
+        if r.kind == "jobs" and r.path.endswith("/" + name)
+    ]
+    runs = [f"{run.outcome} {run.status} x{run.attempts}" for run in sidecar.job_runs if run.name == name]
+    state = (
+        "gone"
+        if task is None
+        else f"completed={task['completed']} remind_at={task['remind_at']} version={task['version']}"
+    )
+    found = f"due {job.due_time} data {json.dumps(job.data)}" if job else "absent"
+    return f"  {name}: task {state}; now {now:%H:%M:%S.%f}; job {found}; calls {calls}; triggers {runs}"
+
+
 def order_inversions(published: list[dict[str, Any]]) -> int:
     """Events first published after a later event of the same user (a reordering)."""
     seen: set[str] = set()
@@ -416,8 +437,10 @@ def check(
         if not task["completed"] and task["remind_at"] is not None and task["remind_at"] > now
     }
     jobs = {name: job for name, job in sidecar.jobs.items() if name.startswith("reminder-")}
-    assert set(jobs) == set(expected), (
-        f"{len(set(expected) - set(jobs))} reminder jobs missing, {len(set(jobs) - set(expected))} too many"
+    wrong = sorted(set(jobs) ^ set(expected))
+    missing, extra = len(set(expected) - set(jobs)), len(set(jobs) - set(expected))
+    assert not wrong, f"{missing} reminder jobs missing, {extra} too many:\n" + "\n".join(
+        job_story(name, snap, sidecar, now) for name in wrong[:5]
     )
     for name, task in expected.items():
         job = jobs[name]
