@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +48,17 @@ _MARK_PUBLISHED = (
     .where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
     .values(published_at=bindparam("now"))
 )
+
+# The same two on PostgreSQL, in plain SQL for the leader's own connection: no pool checkout and no
+# SQLAlchemy layer per statement, which halves the CPU time of a round (`bench/relay_round.py`), and
+# every change pays for a round in the process that made it.
+_SQL_PENDING = (
+    "SELECT id, user_id, seq, payload FROM outbox WHERE published_at IS NULL{held}"
+    " ORDER BY id LIMIT %(limit)s"
+)
+_SQL_PENDING_ALL = _SQL_PENDING.format(held="")
+_SQL_PENDING_EXCEPT_HELD = _SQL_PENDING.format(held=" AND user_id <> ALL(%(held)s)")
+_SQL_MARK_PUBLISHED = "UPDATE outbox SET published_at = %(now)s WHERE id = ANY(%(ids)s)"
 
 
 @dataclass
@@ -90,6 +101,7 @@ class OutboxRelay:
         self._last_prune = 0.0
         self._last_measure = float("-inf")
         self._listening = False  # LISTEN is on: every commit's NOTIFY wakes us, ours included
+        self._connection: psycopg.AsyncConnection[Any] | None = None  # the leader's, for its rounds
 
     def wake(self) -> None:
         """Called after a commit in this process that wrote to the outbox.
@@ -115,25 +127,38 @@ class OutboxRelay:
                 await asyncio.sleep(min(self.poll_seconds, 2.0))
 
     async def _lead_on_postgres(self) -> None:
-        """Hold the advisory lock on a dedicated connection, LISTEN on it, and relay while it lives."""
-        conninfo = libpq_conninfo(database_url(self.db.url))
-        async with await connect_cleanly(conninfo, autocommit=True) as connection:
-            while not await self._try_lock(connection):  # noqa: ASYNC110  (another replica leads)
-                await asyncio.sleep(self.poll_seconds)
-            await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            self._listening = True
-            self._wake.set()  # rows committed before LISTEN
-            log.info("outbox relay is the leader")
+        """Lead (see `leading`) and relay while the lead lasts."""
+        async with self.leading() as listening:
             relay = asyncio.create_task(self._relay_while_leader())
-            listener = asyncio.create_task(self._listen(connection))
+            listener = asyncio.create_task(self._listen(listening))
             try:
-                # The listener ends when the connection (and with it the lock) is lost.
+                # The listener ends when its connection (and with it the lock) is lost; the relay
+                # when its own connection is (its statements raise).
                 done, _ = await asyncio.wait({relay, listener}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                self._listening = False
                 await stop(relay, listener)
-            for task in done:
-                task.result()
+        for task in done:
+            task.result()
+
+    @contextlib.asynccontextmanager
+    async def leading(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """PostgreSQL: the lead of the relays of this database for the block (waiting while another
+        replica has it). One connection holds the advisory lock and LISTENs: it is yielded, to wait
+        for notifications on. A second one, the relay's own, reads and marks the events of every
+        round meanwhile (a connection waiting for notifications cannot run statements)."""
+        conninfo = libpq_conninfo(database_url(self.db.url))
+        async with await connect_cleanly(conninfo, autocommit=True) as listening:
+            while not await self._try_lock(listening):  # noqa: ASYNC110  (another replica leads)
+                await asyncio.sleep(self.poll_seconds)
+            async with await connect_cleanly(conninfo, autocommit=True) as statements:
+                await listening.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                self._listening, self._connection = True, statements
+                self._wake.set()  # rows committed before LISTEN
+                log.info("outbox relay is the leader")
+                try:
+                    yield listening
+                finally:
+                    self._listening, self._connection = False, None
 
     async def _relay_while_leader(self) -> None:
         while True:
@@ -188,11 +213,8 @@ class OutboxRelay:
         """One batch: each user's events in order (users in parallel).
 
         Returns (published, database down, the batch was full so more may be pending)."""
-        held = self._held_now()
-        pending, parameters = (_PENDING_EXCEPT_HELD, {"held": held}) if held else (_PENDING, {})
         try:
-            async with self.db.autocommit() as connection:
-                rows = (await connection.execute(pending, {"limit": self.batch_size, **parameters})).all()
+            rows = await self._pending(self._held_now())
         except StoreUnavailable as error:
             self._note_failure(f"database unavailable: {type(error.__cause__).__name__}")
             return 0, True, False
@@ -216,6 +238,17 @@ class OutboxRelay:
         if failed_users:
             await self._count_attempt(failed_users)
         return len(published), False, len(rows) == self.batch_size
+
+    async def _pending(self, held: list[str]) -> Sequence[tuple[int, str, int, dict[str, Any]]]:
+        """Up to a batch of unpublished events, oldest first, but those of `held` users: on the
+        leader's own connection when it has one (a lost connection raises and ends the lead)."""
+        parameters: dict[str, Any] = {"limit": self.batch_size, "held": held}
+        if self._connection is not None:
+            query = _SQL_PENDING_EXCEPT_HELD if held else _SQL_PENDING_ALL
+            return await (await self._connection.execute(query, parameters)).fetchall()
+        async with self.db.autocommit() as connection:
+            result = await connection.execute(_PENDING_EXCEPT_HELD if held else _PENDING, parameters)
+            return [(row_id, user_id, seq, payload) for row_id, user_id, seq, payload in result]
 
     async def _publish(self, by_user: dict[str, list[Pending]]) -> list[tuple[list[int], bool]]:
         """Publish each user's events in order (users side by side): per user, in `by_user`'s
@@ -286,8 +319,12 @@ class OutboxRelay:
         log.warning("outbox publish failed: %s", message)
 
     async def _mark_published(self, ids: list[int]) -> None:
-        async with self.db.autocommit() as connection:  # one statement: its own transaction
-            await connection.execute(_MARK_PUBLISHED, {"ids": ids, "now": self.clock()})
+        parameters = {"ids": ids, "now": self.clock()}
+        if self._connection is not None:  # autocommit: one statement is its own transaction
+            await self._connection.execute(_SQL_MARK_PUBLISHED, parameters)
+        else:
+            async with self.db.autocommit() as connection:
+                await connection.execute(_MARK_PUBLISHED, parameters)
         self.stats.published += len(ids)
         OUTBOX_PUBLISHED.inc(len(ids))
 

@@ -100,6 +100,36 @@ async def test_only_one_relay_leads_on_postgres(postgres_url: str, new_caller: A
             await database.dispose()
 
 
+async def test_the_leader_that_loses_its_connection_leads_again(postgres_url: str, new_caller: Any) -> None:
+    """The leader reads and marks events on a connection of its own; when that one is cut (a
+    restart, an idle timeout, an administrator), it gives up the lead, takes it again, and relays."""
+    caller: Caller = new_caller()
+    relay_db = Database(postgres_url)
+    try:
+        async with FakeSidecar() as sidecar:
+            relay = OutboxRelay(relay_db, publisher(sidecar), poll_seconds=0.2)
+            service = TaskService(relay_db)
+            async with running(relay):
+                await service.create(caller, TaskCreate(title="Before"))
+                await eventually(lambda: relay.stats.published >= 1, timeout=10)
+                connection = relay._connection
+                assert connection is not None
+                async with relay_db.autocommit() as admin:
+                    await admin.execute(select(func.pg_terminate_backend(connection.info.backend_pid)))
+                await service.create(caller, TaskCreate(title="After"))
+                await eventually(lambda: len(mine(sidecar, caller.user_id)) == 2, timeout=15)
+                await eventually(lambda: relay._connection not in (None, connection), timeout=5)
+        async with relay_db.sessions() as session:
+            pending = await session.scalar(
+                select(func.count()).where(
+                    OutboxEvent.user_id == caller.user_id, OutboxEvent.published_at.is_(None)
+                )
+            )
+        assert pending == 0
+    finally:
+        await relay_db.dispose()
+
+
 async def test_failures_back_off_and_count_attempts(db: Database, new_caller: Any) -> None:
     caller: Caller = new_caller()
     async with FakeSidecar() as sidecar:
