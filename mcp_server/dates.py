@@ -675,12 +675,38 @@ def _refuse_ambiguous(phrase: str) -> None:
         )
 
 
+# Written as a time of day, valid or not ('25:00', '13pm', 'at 24'): refused when invalid, never
+# dropped (a parser that skips what it cannot read would save "tomorrow 25:00" as tomorrow 9:00).
+_CLOCK_SHAPED: Final = re.compile(
+    r"(?<![\w:.+-])(?:\d{1,2}(?:[:.]\d{2})?[ap]\.?m\.?|\d{1,2}:\d{2}(?::\d{2})?|at \d{1,2})(?![\w:])"
+)
+
+_RELATIVE_WITHIN: Final = re.compile(rf"\b(?:{_RELATIVE_EXACT.pattern})(?![a-z])")  # whole words
+
+
+def _refuse_contradictions(phrase: str) -> None:
+    """Refuse what no reading could honour whole: an impossible time of day, or a moment 'in 3
+    hours' given together with another day or time ('in 3 hours 5pm')."""
+    for m in _CLOCK_SHAPED.finditer(phrase):
+        if _clock(m[0]) is None:
+            raise DateParseError(
+                f"{m[0].removeprefix('at ')!r} is not a time of day: hours 0-23 and minutes 0-59, "
+                f"or 1-12 with am/pm; {_EXAMPLES}"
+            )
+    m = _RELATIVE_WITHIN.search(phrase)
+    if m and m[0] != phrase and not _duration(m["a"] or m["b"])[1]:
+        raise DateParseError(
+            f"{m[0]!r} is a moment by itself: give it alone, or a day and a time such as 'tomorrow 5pm'"
+        )
+
+
 def parse_when(text: str, *, tz: ZoneInfo, now: datetime, default_time: time = time(9, 0)) -> datetime:
     """An absolute moment from ISO 8601 or everyday English, in `tz`, relative to the aware `now`."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     phrase = _clean(text)
     _refuse_ambiguous(phrase)
+    _refuse_contradictions(phrase)
     local_now = now.astimezone(tz)
     try:
         found = (

@@ -71,6 +71,9 @@ PHRASES = [
     ("in 3 days", FRI_LATE, "2026-06-08 09:00"),
     ("in a week", WED_MORNING, "2026-06-10 09:00"),
     ("in 2 months", WED_MORNING, "2026-08-03 09:00"),
+    ("in two days at 5pm", WED_MORNING, "2026-06-05 17:00"),  # whole days take a time
+    ("7am in a week", WED_MORNING, "2026-06-10 07:00"),
+    ("in 30h", WED_MORNING, "2026-06-04 14:00"),  # 30 hours, not a time of day
     ("today", WED_MORNING, "2026-06-03 09:00"),
     ("today", FRI_LATE, "2026-06-05 09:00"),  # a named day is kept even when the moment has passed
     ("today at 5pm", WED_MORNING, "2026-06-03 17:00"),
@@ -294,6 +297,15 @@ def test_relative_hours_are_elapsed_time(now_utc: datetime, text: str, expected_
         ("fifth monday of february", "february has no fifth monday"),
         ("the 32nd", "no month has a 32nd day"),
         ("in 9999 years", "out of range"),
+        # an impossible time is refused, never dropped (it was read as the day at 9:00)
+        ("tomorrow 25:00", "'25:00' is not a time of day: hours 0-23 and minutes 0-59"),
+        ("tomorrow 13pm", "'13pm' is not a time of day"),
+        ("friday at 9:75", "'9:75' is not a time of day"),
+        ("in 2 days at 24", "'24' is not a time of day"),
+        # a moment from now with another day or time: it was read as the other one alone
+        ("in 3 hours 5pm", "'in 3 hours' is a moment by itself: give it alone"),
+        ("5pm in 30 minutes", "'in 30 minutes' is a moment by itself"),
+        ("tomorrow in 2 hours", "'in 2 hours' is a moment by itself"),
     ],
 )
 def test_errors_name_the_rule(text: str, fragment: str) -> None:
