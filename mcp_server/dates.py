@@ -684,14 +684,33 @@ _CLOCK_SHAPED: Final = re.compile(
 _RELATIVE_WITHIN: Final = re.compile(rf"\b(?:{_RELATIVE_EXACT.pattern})(?![a-z])")  # whole words
 
 
+def _a_number_in_place(words: list[str], index: int) -> bool:
+    """Whether the bare number `words[index]` reads as part of a date or time: a day beside its
+    month ('dec 5', '5 dec'), 'the 5', an hour after 'at', an amount before its unit ('2 days').
+    Elsewhere ('tomorrow 5', 'monday 5', '5 30') dateparser would drop it or make it a month."""
+    before = words[index - 1] if index else ""
+    after = words[index + 1] if index + 1 < len(words) else ""
+    if before in MONTHS or after in MONTHS or before in ("at", "the") or after in ("o'clock", "oclock"):
+        return True
+    return after in _UNIT_WORDS or (bool(after) and _TERM.fullmatch(f"{words[index]} {after}") is not None)
+
+
 def _refuse_contradictions(phrase: str) -> None:
-    """Refuse what no reading could honour whole: an impossible time of day, or a moment 'in 3
-    hours' given together with another day or time ('in 3 hours 5pm')."""
-    for m in _CLOCK_SHAPED.finditer(phrase):
-        if _clock(m[0]) is None:
+    """Refuse what no reading could honour whole: an impossible time of day, a bare number that is
+    neither a day nor a time ('tomorrow 5'), or a moment 'in 3 hours' given together with another
+    day or time ('in 3 hours 5pm'). Each was read before as part of the phrase, the rest dropped."""
+    for clock in _CLOCK_SHAPED.finditer(phrase):
+        if _clock(clock[0]) is None:
             raise DateParseError(
-                f"{m[0].removeprefix('at ')!r} is not a time of day: hours 0-23 and minutes 0-59, "
+                f"{clock[0].removeprefix('at ')!r} is not a time of day: hours 0-23 and minutes 0-59, "
                 f"or 1-12 with am/pm; {_EXAMPLES}"
+            )
+    words = phrase.split()
+    for index, word in enumerate(words):
+        if re.fullmatch(r"\d{1,2}", word) and not _a_number_in_place(words, index):
+            raise DateParseError(
+                f"{word!r} in {phrase!r} is neither a day of a month nor a time of day: write a day"
+                f" as 'dec {word}' and a time as '5pm' or '17:30'"
             )
     m = _RELATIVE_WITHIN.search(phrase)
     if m and m[0] != phrase and not _duration(m["a"] or m["b"])[1]:

@@ -74,6 +74,9 @@ PHRASES = [
     ("in two days at 5pm", WED_MORNING, "2026-06-05 17:00"),  # whole days take a time
     ("7am in a week", WED_MORNING, "2026-06-10 07:00"),
     ("in 30h", WED_MORNING, "2026-06-04 14:00"),  # 30 hours, not a time of day
+    ("5 dec", WED_MORNING, "2026-12-05 09:00"),  # a number beside its month is its day
+    ("the 5 of december", WED_MORNING, "2026-12-05 09:00"),
+    ("december 5 2026", WED_MORNING, "2026-12-05 09:00"),
     ("today", WED_MORNING, "2026-06-03 09:00"),
     ("today", FRI_LATE, "2026-06-05 09:00"),  # a named day is kept even when the moment has passed
     ("today at 5pm", WED_MORNING, "2026-06-03 17:00"),
@@ -306,6 +309,11 @@ def test_relative_hours_are_elapsed_time(now_utc: datetime, text: str, expected_
         ("in 3 hours 5pm", "'in 3 hours' is a moment by itself: give it alone"),
         ("5pm in 30 minutes", "'in 30 minutes' is a moment by itself"),
         ("tomorrow in 2 hours", "'in 2 hours' is a moment by itself"),
+        # a bare number beside a day: dateparser dropped it (9:00) or made it a month ('monday 5': May)
+        ("tomorrow 5", "'5' in 'tomorrow 5' is neither a day of a month nor a time of day"),
+        ("monday 5", "write a day as 'dec 5' and a time as '5pm' or '17:30'"),
+        ("tomorrow at 5 30", "'30' in 'tomorrow at 5 30' is neither"),
+        ("in 2 days 3", "'3' in 'in 2 days 3' is neither"),
     ],
 )
 def test_errors_name_the_rule(text: str, fragment: str) -> None:
