@@ -778,11 +778,18 @@ def _phrase_offset(phrase: str) -> timedelta | None:
     return timedelta(seconds=-seconds if m["side"] in ("after", "later", "late") else seconds)
 
 
+# "the day before" is a day before ("the night before" too: a reminder the evening before would
+# need a time of day, which an offset does not have)
+_THE_UNIT: Final = re.compile(r"^the (day|night|week|hour)(?= )")
+
+
 def parse_offset(text: str) -> timedelta | None:
-    """How long before a due time ('30 minutes before', 'PT30M'); None if the text is not an offset."""
+    """How long before a due time ('30 minutes before', 'the day before', 'PT30M'); None if the text
+    is not an offset."""
     if len(text) > MAX_PHRASE:
         return None
     phrase = normalise_phrase(text).rstrip(".!")
+    phrase = _THE_UNIT.sub(lambda m: "1 day" if m[1] == "night" else f"1 {m[1]}", phrase)
     try:
         offset = _iso_offset(phrase)
         if offset is None:

@@ -64,7 +64,8 @@ Due = Annotated[
 Remind = Annotated[
     str | None,
     Field(
-        description="Reminder: a time ('today 6pm') or an offset before the due time ('30 minutes before')."
+        description="Reminder: a time ('today 6pm') or an offset before the due time ('30 minutes before', "
+        "'the day before')."
     ),
 ]
 Repeat = Annotated[

@@ -422,6 +422,9 @@ def test_parse_time_of_day(text: str, expected: time | None) -> None:
         ("P1DT12H", timedelta(hours=36)),
         ("P2W", timedelta(weeks=2)),
         ("366 days before", timedelta(days=366)),
+        ("the day before", timedelta(days=1)),
+        ("the night before", timedelta(days=1)),
+        ("the week before", timedelta(weeks=1)),
     ],
 )
 def test_parse_offset(text: str, expected: timedelta) -> None:

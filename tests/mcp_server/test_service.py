@@ -288,6 +288,9 @@ async def test_reminder_offset_follows_the_due_date(service: TaskService, new_ca
     )
     cleared = await service.update(caller, task.id, TaskPatch(remind=""))
     assert cleared.remind_at is None
+    day_before = await service.update(caller, task.id, TaskPatch(remind="the day before"))
+    assert day_before.remind_at == datetime(2026, 12, 1, 10, 0, tzinfo=NEW_YORK)
+    assert day_before.remind_before_minutes == 24 * 60
     again = await service.update(caller, task.id, TaskPatch(remind="1 hour before"))
     no_due = await service.update(caller, again.id, TaskPatch(due=""))
     assert no_due.due is None and no_due.remind_at is None and no_due.remind_before_minutes is None
