@@ -175,11 +175,25 @@ def normalise_phrase(text: str) -> str:
 
 @dataclass(frozen=True)
 class _Clock:
-    """A time of day as typed; `twelve_hour` when am/pm was given, `end_of_day` for 'midnight'."""
+    """A time of day as typed; `twelve_hour` when am/pm was given, `end_of_day` for 'midnight',
+    `bare_hour` for an hour alone ('at 5', "5 o'clock")."""
 
     at: time
     twelve_hour: bool = True
     end_of_day: bool = False
+    bare_hour: bool = False
+
+    def meant(self, part: str | None = None) -> time:
+        """The time meant, with the part of the day it was said in: 'at 7' in the evening is 19:00,
+        and an hour from 1 to 7 alone is the afternoon ('at 5' is 17:00, as people say it; the
+        offline model reads it so too); 'at 5' in the morning stays 05:00."""
+        hour = self.at.hour
+        afternoon = part in ("afternoon", "evening", "night") or (
+            part is None and self.bare_hour and hour >= 1
+        )
+        if not self.twelve_hour and afternoon and hour <= (11 if part else 7):
+            return self.at.replace(hour=hour + 12)
+        return self.at
 
 
 _CLOCK_TEXT: Final = (
@@ -198,7 +212,8 @@ def _clock(text: str) -> _Clock | None:
     text = text.removeprefix("at ")
     if m or (m := _OCLOCK.fullmatch(text)):
         hour = int(m[1])
-        return _Clock(time(hour), twelve_hour=False) if hour <= 23 else None
+        bare = not m[0].endswith("h")  # '14h', '5h' are a 24-hour clock
+        return _Clock(time(hour), twelve_hour=False, bare_hour=bare) if hour <= 23 else None
     if text in ("noon", "midday"):
         return _Clock(time(12))
     if text == "midnight":
@@ -217,9 +232,10 @@ def _clock(text: str) -> _Clock | None:
 
 
 def parse_time_of_day(text: str) -> time | None:
-    """A time of day such as '9am', '17:30', 'at 9' (09:00), 'noon' or 'midnight' (00:00); None otherwise."""
+    """A time of day such as '9am', '17:30', 'at 9' (09:00), 'at 5' (17:00), 'noon' or 'midnight'
+    (00:00); None otherwise."""
     found = _clock(normalise_phrase(text[:MAX_PHRASE]))
-    return found.at if found else None
+    return found.meant() if found else None
 
 
 # ---------------------------------------------------------------- splitting a phrase into day, time, part
@@ -481,9 +497,7 @@ def _named_day(words: str, today: date) -> _Day | None:
 
 def _time_for(clock: _Clock | None, part: str | None, day: _Day, default_time: time) -> time:
     if clock is not None:
-        if part in ("afternoon", "evening", "night") and not clock.twelve_hour and clock.at.hour < 12:
-            return clock.at.replace(hour=clock.at.hour + 12)
-        return clock.at
+        return clock.meant(part)
     if part is not None:
         return _PARTS_OF_DAY[part]
     return day.default or default_time

@@ -63,6 +63,9 @@ PHRASES = [
     ("next wednesday", WED_MORNING, "2026-06-10 09:00"),
     ("monday morning", FRI_LATE, "2026-06-08 09:00"),
     ("friday evening at 7", WED_MORNING, "2026-06-05 19:00"),
+    ("friday at 5", WED_MORNING, "2026-06-05 17:00"),  # 'at 5' alone is the afternoon
+    ("friday morning at 5", WED_MORNING, "2026-06-05 05:00"),
+    ("friday at 8", WED_MORNING, "2026-06-05 08:00"),
     ("in 2 hours", FRI_LATE, "2026-06-06 00:30"),
     ("in 30 minutes", FRI_LATE, "2026-06-05 23:00"),
     ("in 1.5 hours", WED_MORNING, "2026-06-03 09:30"),
@@ -382,6 +385,9 @@ def test_unknown_zone_message_quotes_the_name() -> None:
         ("5:30pm", time(17, 30)),
         ("17:30", time(17, 30)),
         ("at 9", time(9)),
+        ("at 5", time(17)),  # an hour from 1 to 7 alone is the afternoon
+        ("5 o'clock", time(17)),
+        ("5h", time(5)),  # a 24-hour clock
         ("at 21", time(21)),
         ("noon", time(12)),
         ("midnight", time(0)),

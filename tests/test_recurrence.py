@@ -96,6 +96,7 @@ PHRASES = [
     ("every sunday morning", "FREQ=WEEKLY;BYDAY=SU;BYHOUR=9;BYMINUTE=0"),
     ("every two weeks", "FREQ=WEEKLY;INTERVAL=2"),
     ("every three days at five pm", "FREQ=DAILY;INTERVAL=3;BYHOUR=17;BYMINUTE=0"),
+    ("every monday at 5", "FREQ=WEEKLY;BYDAY=MO;BYHOUR=17;BYMINUTE=0"),
     ("every weekday in the evening", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=18;BYMINUTE=0"),
     ("daily at night", "FREQ=DAILY;BYHOUR=20;BYMINUTE=0"),
     # 'for 3 weeks': a COUNT, the occurrences in that span of the series
