@@ -188,10 +188,11 @@ class _Clock:
         and an hour from 1 to 7 alone is the afternoon ('at 5' is 17:00, as people say it; the
         offline model reads it so too); 'at 5' in the morning stays 05:00."""
         hour = self.at.hour
-        afternoon = part in ("afternoon", "evening", "night") or (
-            part is None and self.bare_hour and hour >= 1
-        )
-        if not self.twelve_hour and afternoon and hour <= (11 if part else 7):
+        if self.twelve_hour:
+            return self.at
+        if part in ("afternoon", "evening", "night") and hour < 12:
+            return self.at.replace(hour=hour + 12)
+        if part is None and self.bare_hour and 1 <= hour <= 7:
             return self.at.replace(hour=hour + 12)
         return self.at
 
