@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal, TypeAlias
 from zoneinfo import ZoneInfo
 
-from mcp_server.dates import DateParseError, parse_when
+from mcp_server.dates import NUMBER_WORDS, DateParseError, parse_when
 
 Priority = Literal["none", "low", "medium", "high", "urgent"]
 Status = Literal["open", "done", "all"]
@@ -390,11 +390,7 @@ _QUOTES = str.maketrans(
     {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00ab": '"', "\u00bb": '"'}
 )
 
-_NUMBER_WORDS = {
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30,
-    "forty-five": 45, "forty five": 45, "ninety": 90,
-}  # fmt: skip
+_NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, **NUMBER_WORDS}
 _ORDINALS = {
     "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
     "ninth": 9, "tenth": 10, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "6th": 6, "7th": 7, "8th": 8,

@@ -154,19 +154,19 @@ _MONTH_RE: Final = alternation(MONTHS)
 
 
 # 'a', 'an' and 'one' are read where they stand ('an hour', 'one day'); these become digits.
-_NUMBER_WORDS: Final = {
+NUMBER_WORDS: Final = {
     "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
     "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "forty-five": 45,
     "forty five": 45, "sixty": 60, "ninety": 90,
 }  # fmt: skip
-_NUMBER_WORD: Final = re.compile(rf"\b(?:{alternation(_NUMBER_WORDS)})\b")
+_NUMBER_WORD: Final = re.compile(rf"\b(?:{alternation(NUMBER_WORDS)})\b")
 
 
 def normalise_phrase(text: str) -> str:
     """Lower case, commas as spaces, single spaces, number words as digits ('in two days' -> 'in 2
     days') and '5 pm' written '5pm'."""
     text = " ".join(text.lower().replace(",", " ").split())
-    text = _NUMBER_WORD.sub(lambda m: str(_NUMBER_WORDS[m[0]]), text)
+    text = _NUMBER_WORD.sub(lambda m: str(NUMBER_WORDS[m[0]]), text)
     return re.sub(r"(\d)\s+([ap]\.?m\.?)(?=\s|$)", r"\1\2", text)
 
 
@@ -486,8 +486,9 @@ def _named_day(words: str, today: date) -> _Day | None:
         _week_day,
         _period_end_day,
         _nth_weekday_day,
+        _later_day,
     )
-    for reader in (*readers, _later_day):
+    for reader in readers:
         if found := reader(words, today):
             return found
     return None
