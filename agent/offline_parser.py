@@ -479,8 +479,8 @@ def _clock_of(text: str) -> tuple[int, int] | None:
         hour = 0 if hour == 12 else hour
     elif suffix == "pm":
         hour = hour if hour == 12 else hour + 12
-    elif 1 <= hour <= 7:
-        hour += 12  # 'at 5' and '3:30' mean the afternoon
+    elif 1 <= hour <= 7 and not match[1].startswith("0"):
+        hour += 12  # 'at 5' and '3:30' mean the afternoon ('03:30' is a 24-hour clock)
     return (hour % 24), minute
 
 

@@ -176,7 +176,7 @@ def normalise_phrase(text: str) -> str:
 @dataclass(frozen=True)
 class _Clock:
     """A time of day as typed; `twelve_hour` when am/pm was given, `end_of_day` for 'midnight',
-    `bare_hour` for an hour alone ('at 5', "5 o'clock")."""
+    `bare_hour` for an hour said without a clock's leading zero ('at 5', "5 o'clock", '3:30')."""
 
     at: time
     twelve_hour: bool = True
@@ -213,7 +213,7 @@ def _clock(text: str) -> _Clock | None:
     text = text.removeprefix("at ")
     if m or (m := _OCLOCK.fullmatch(text)):
         hour = int(m[1])
-        bare = not m[0].endswith("h")  # '14h', '5h' are a 24-hour clock
+        bare = not m[0].endswith("h") and m[1][0] != "0"  # '14h', '5h', 'at 05' are a 24-hour clock
         return _Clock(time(hour), twelve_hour=False, bare_hour=bare) if hour <= 23 else None
     if text in ("noon", "midday"):
         return _Clock(time(12))
@@ -228,13 +228,15 @@ def _clock(text: str) -> _Clock | None:
         hour, minute, second = int(m[1]), int(m[2]), int(m[3] or 0)
         if hour > 23 or minute > 59 or second > 59:
             return None
-        return _Clock(time(hour, minute, second), twelve_hour=False)
+        # '3:30' is said like 'at 3' (the afternoon); '03:30' and '3:30:00' are a 24-hour clock.
+        bare = len(m[1]) == 1 and m[3] is None and m[0][1] == ":"
+        return _Clock(time(hour, minute, second), twelve_hour=False, bare_hour=bare)
     return None
 
 
 def parse_time_of_day(text: str) -> time | None:
-    """A time of day such as '9am', '17:30', 'at 9' (09:00), 'at 5' (17:00), 'noon' or 'midnight'
-    (00:00); None otherwise."""
+    """A time of day such as '9am', '17:30', 'at 9' (09:00), 'at 5' (17:00), '3:30' (15:30), '03:30',
+    'noon' or 'midnight' (00:00); None otherwise."""
     found = _clock(normalise_phrase(text[:MAX_PHRASE]))
     return found.meant() if found else None
 

@@ -65,6 +65,9 @@ PHRASES = [
     ("friday evening at 7", WED_MORNING, "2026-06-05 19:00"),
     ("friday at 5", WED_MORNING, "2026-06-05 17:00"),  # 'at 5' alone is the afternoon
     ("friday morning at 5", WED_MORNING, "2026-06-05 05:00"),
+    ("friday at 3:30", WED_MORNING, "2026-06-05 15:30"),  # as 'at 3'
+    ("friday at 03:30", WED_MORNING, "2026-06-05 03:30"),
+    ("friday morning at 7:15", WED_MORNING, "2026-06-05 07:15"),
     ("friday at 8", WED_MORNING, "2026-06-05 08:00"),
     ("in 2 hours", FRI_LATE, "2026-06-06 00:30"),
     ("in 30 minutes", FRI_LATE, "2026-06-05 23:00"),
@@ -388,6 +391,13 @@ def test_unknown_zone_message_quotes_the_name() -> None:
         ("at 5", time(17)),  # an hour from 1 to 7 alone is the afternoon
         ("5 o'clock", time(17)),
         ("5h", time(5)),  # a 24-hour clock
+        ("at 05", time(5)),
+        ("3:30", time(15, 30)),  # said like 'at 3'
+        ("7:15", time(19, 15)),
+        ("9:30", time(9, 30)),
+        ("03:30", time(3, 30)),  # a 24-hour clock
+        ("3:30:00", time(3, 30)),
+        ("9h30", time(9, 30)),
         ("at 21", time(21)),
         ("noon", time(12)),
         ("midnight", time(0)),

@@ -111,6 +111,8 @@ PHRASES = [
     ("every day at 9am", "FREQ=DAILY;BYHOUR=9;BYMINUTE=0"),
     ("every day at 9", "FREQ=DAILY;BYHOUR=9;BYMINUTE=0"),
     ("daily at 17:30", "FREQ=DAILY;BYHOUR=17;BYMINUTE=30"),
+    ("daily at 3:30", "FREQ=DAILY;BYHOUR=15;BYMINUTE=30"),  # as 'at 3'
+    ("daily at 03:30", "FREQ=DAILY;BYHOUR=3;BYMINUTE=30"),
     ("every weekday 8:15am", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=8;BYMINUTE=15"),
     ("every monday at noon", "FREQ=WEEKLY;BYDAY=MO;BYHOUR=12;BYMINUTE=0"),
     ("daily for 5 times", "FREQ=DAILY;COUNT=5"),

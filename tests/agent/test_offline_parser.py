@@ -243,6 +243,8 @@ CASES: list[tuple[str, Intent]] = [
     # -------------------------------------------------------- "14h", "monday next week", "a week from monday"
     ("add submit report tomorrow 14h", Add("Submit report", due="tomorrow 2pm")),
     ("add call bob friday at 9h30", Add("Call bob", due="friday 9:30am")),
+    ("add call bob friday at 3:30", Add("Call bob", due="friday 3:30pm")),
+    ("add call bob friday at 03:30", Add("Call bob", due="friday 3:30am")),
     ("add dentist monday next week", Add("Dentist", due="monday next week")),
     ("add dentist next week tue at 3pm", Add("Dentist", due="next week tuesday 3pm")),
     ("add ship the release end of next week", Add("Ship the release", due="end of next week")),
