@@ -1585,7 +1585,7 @@ _SNOOZE = re.compile(
     r"(?P<ref3>.+?)\s+(?:to|until|till|by|for|at)\s+(?P<when3>.+)"
     r"|(?:snooze|delay|push|move|postpone)\s+(?:the\s+)?(?P<ref>.+?)(?:'s)?\s+(?:reminder|alert|notification)\s+"
     r"(?:to|until|till|by|for|at)\s+(?P<when>.+)"
-    r"|snooze\s+(?P<ref2>.+?)\s+(?P<prep>to|until|till|by|for|at)\s+(?P<when2>.+)",
+    r"|snooze\s+(?P<ref2>.+?)\s+(?:to|until|till|by|for|at)\s+(?P<when2>.+)",
     _I,
 )
 _SNOOZE_BARE = re.compile(r"snooze\s+(?P<ref>.+)", _I)
@@ -1719,7 +1719,7 @@ def _parse_act(text: str, now: datetime) -> Intent | None:
     if match:
         ref = match["ref3"] or match["ref"] or match["ref2"]
         when = match["when3"] or match["when"] or match["when2"]
-        remind = _snooze_when(when, match["prep"], now)
+        remind = _snooze_when(when, now)
         return _act("update", ref, Changes(remind=remind))
     match = _SNOOZE_BARE.fullmatch(text)
     if match:
@@ -1793,12 +1793,14 @@ def _parse_act(text: str, now: datetime) -> Intent | None:
     return None
 
 
-def _snooze_when(when: str, prep: str | None, now: datetime) -> str:
+def _snooze_when(when: str, now: datetime) -> str:
+    """A length moves the reminder ('+30 minutes': from its time while it is ahead, from now once it
+    has fired); anything else is the new time."""
     match = re.fullmatch(rf"(?:another\s+)?({_NUM})\s*({_UNIT}|months?)(?:\s+more)?", when.strip(" .!?"), _I)
     if match:
-        return _relative(match[1], match[2])
+        return "+" + _relative(match[1], match[2]).removeprefix("in ")
     if re.fullmatch(r"(?:an?|one)\s+(?:more\s+)?(hour|minute|day|week)", when.strip(" .!?"), _I):
-        return "in 1 " + when.split()[-1].lower()
+        return "+1 " + when.split()[-1].lower()
     return _when(when, now)
 
 

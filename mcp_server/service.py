@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import hashlib
 import logging
@@ -705,6 +706,8 @@ def _apply_schedule(
     if remind is not None:
         if remind.strip() == "" and patching:
             task.remind_at, task.remind_offset_s = None, None
+        elif patching and (shift := _reminder_shift(remind)) is not None:  # "+10 minutes", "by an hour"
+            task.remind_at, task.remind_offset_s = _moved_reminder(task, shift, remind, tz=tz, now=now), None
         else:
             _set_reminder(task, remind, tz=tz, now=now)
     elif task.remind_offset_s is not None:
@@ -714,6 +717,34 @@ def _apply_schedule(
         )
         if task.due_at is None:
             task.remind_offset_s = None
+
+
+def _reminder_shift(text: str) -> tuple[int, timedelta] | None:
+    """How far to move a reminder ('+10 minutes', 'by an hour', '10 minutes later'); None for an
+    offset before the due time ('1 hour earlier' is one) and for a time."""
+    shift = dates.parse_shift(text)
+    if shift is None:
+        return None
+    with contextlib.suppress(dates.DateParseError):  # an offset, but not a valid one: a move
+        if dates.parse_offset(text) is not None:
+            return None
+    return shift
+
+
+def _moved_reminder(
+    task: Task, shift: tuple[int, timedelta], text: str, *, tz: ZoneInfo, now: datetime
+) -> datetime:
+    """The reminder moved by a length: from its time while it is ahead, from now once it has fired
+    (snoozing it) or when there is none."""
+    ahead = task.remind_at if task.remind_at is not None and task.remind_at > now else None
+    moved = dates.shifted(ahead or now, shift, tz)
+    if moved <= now:
+        raise InvalidInput(
+            "remind",
+            f"{text.strip()!r} would move the reminder to {moved:%Y-%m-%d %H:%M}, which has passed; "
+            "give a later time",
+        )
+    return moved
 
 
 def _set_reminder(task: Task, remind: str, *, tz: ZoneInfo, now: datetime) -> None:

@@ -271,7 +271,11 @@ def build_mcp_server(service: TaskService, *, local_caller: Caller | None = None
             ),
         ] = None,
         remind: Annotated[
-            str | None, Field(description="New reminder time or offset ('30 minutes before'); '' clears it.")
+            str | None,
+            Field(
+                description="New reminder time, or offset before the due time ('30 minutes before'); "
+                "'+10 minutes' or 'by an hour' moves it (from now once it has fired: a snooze); '' clears it."
+            ),
         ] = None,
         repeat: Annotated[
             str | None, Field(description="New repeat rule; empty string stops repeating.")

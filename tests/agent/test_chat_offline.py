@@ -353,6 +353,11 @@ CASES = [
         "snooze call mom for 30 minutes",
         expect=T("Call mom", remind="2026-11-27 10:30"),
     ),
+    case(  # a reminder still ahead moves from its own time
+        "remind me in 10 minutes to check the oven",
+        "snooze that by 5 minutes",
+        expect=T("Check the oven", remind="2026-11-27 10:15"),
+    ),
     case(
         "add buy milk tomorrow 9am", "add #errands to the milk task", expect=T("Buy milk", tags=["errands"])
     ),

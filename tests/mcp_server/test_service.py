@@ -296,6 +296,35 @@ async def test_reminder_offset_follows_the_due_date(service: TaskService, new_ca
     assert no_due.due is None and no_due.remind_at is None and no_due.remind_before_minutes is None
 
 
+async def test_a_reminder_is_moved_by_a_length(
+    service: TaskService, new_caller: NewCaller, clock: Any
+) -> None:
+    """'+10 minutes', 'by an hour', '10 minutes later' move a reminder still ahead from its time,
+    and snooze one that has fired from now; '1 hour earlier' stays an offset before the due time."""
+    caller = new_caller("America/New_York")  # the clock: Friday 2026-11-27, 10:00 in New York
+    task = await service.create(caller, add("Oven", due="2026-11-27 12:00", remind="2026-11-27 10:10"))
+    later = await service.update(caller, task.id, TaskPatch(remind="+5 minutes"))  # ahead: from 10:10
+    assert later.remind_at == datetime(2026, 11, 27, 10, 15, tzinfo=NEW_YORK)
+    later = await service.update(caller, task.id, TaskPatch(remind="by an hour"))
+    assert later.remind_at == datetime(2026, 11, 27, 11, 15, tzinfo=NEW_YORK)
+    later = await service.update(caller, task.id, TaskPatch(remind="-15 minutes"))
+    assert later.remind_at == datetime(2026, 11, 27, 11, 0, tzinfo=NEW_YORK)
+    clock.now = datetime(2026, 11, 27, 11, 2, tzinfo=NEW_YORK).astimezone(UTC)  # it has fired
+    snoozed = await service.update(caller, task.id, TaskPatch(remind="10 minutes later"))
+    assert snoozed.remind_at == datetime(2026, 11, 27, 11, 12, tzinfo=NEW_YORK)
+    assert snoozed.remind_before_minutes is None
+    with pytest.raises(
+        InvalidInput, match=r"remind: '-30 minutes' would move the reminder to .*which has passed"
+    ):
+        await service.update(caller, task.id, TaskPatch(remind="-30 minutes"))
+    before_due = await service.update(caller, task.id, TaskPatch(remind="1 hour earlier"))  # an offset
+    assert before_due.remind_at == datetime(2026, 11, 27, 11, 0, tzinfo=NEW_YORK)
+    assert before_due.remind_before_minutes == 60
+    none_yet = await service.create(caller, add("Call back"))
+    snoozed = await service.update(caller, none_yet.id, TaskPatch(remind="+10 minutes"))  # none: from now
+    assert snoozed.remind_at == datetime(2026, 11, 27, 11, 12, tzinfo=NEW_YORK)
+
+
 async def test_listing_by_completion_time(service: TaskService, new_caller: NewCaller, clock: Any) -> None:
     caller = new_caller("America/New_York")  # the clock: Friday 2026-11-27, 10:00 in New York
     made = {
