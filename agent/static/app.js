@@ -5,7 +5,16 @@ import { initChat, resetChat, useExample } from "./chat.js";
 import { $, icon } from "./dom.js";
 import { liveUpdates } from "./live.js";
 import { dismissNewestToast, notifications, reminderToast, undoNewest } from "./notify.js";
-import { applyEvent, applyToolResult, initTasks, loadTasks, resetTasks, retryFailedLoad } from "./tasks.js";
+import {
+  applyEvent,
+  applyToolResult,
+  completeTask,
+  initTasks,
+  loadTasks,
+  resetTasks,
+  retryFailedLoad,
+  snoozeReminder,
+} from "./tasks.js";
 
 const STATUS_TEXT = {
   connecting: "connecting",
@@ -112,7 +121,9 @@ function start() {
   const status = $("ws-status");
   const live = liveUpdates({
     onEvent(event) {
-      if (event.type === "reminder.due") reminderToast(event.data || {});
+      if (event.type === "reminder.due") {
+        reminderToast(event.data || {}, { snooze: (id) => snoozeReminder(id), done: (id) => completeTask(id) });
+      }
       applyEvent(event);
     },
     onStatus(state) {

@@ -85,9 +85,19 @@ function mount(el, timeout) {
   return el;
 }
 
-/** Show a reminder-style toast: role="alert", dismissible with its button or Escape, gone after 30 s. */
-export function toast({ title, body = "", meta = "", taskId = null, timeout = TOAST_MS }) {
+/**
+ * Show a reminder-style toast: role="alert", dismissible with its button or Escape, gone after 30 s.
+ * Each of `actions` ({label, testId, run, failure}) is a button; `run()` resolves to what to announce,
+ * and the toast goes, or rejects, and the toast says "Could not <failure>: <why>" and stays.
+ */
+export function toast({ title, body = "", meta = "", taskId = null, timeout = TOAST_MS, actions = [] }) {
   const close = h("button", { type: "button", class: "toast-close", "aria-label": "Dismiss", "data-testid": "toast-dismiss" }, icon("x"));
+  const problem = h("p", { class: "toast-problem", "data-testid": "toast-problem", hidden: true });
+  const buttons = actions.map(({ label, testId, run, failure }) => {
+    const button = h("button", { type: "button", class: "btn toast-action", "data-testid": testId, text: label });
+    button.addEventListener("click", () => act(run, failure));
+    return button;
+  });
   const el = h(
     "div",
     { class: "toast", role: "alert", "data-testid": "toast", "data-task-id": taskId },
@@ -95,9 +105,27 @@ export function toast({ title, body = "", meta = "", taskId = null, timeout = TO
     h("div", { class: "toast-text" },
       h("p", { class: "toast-title", text: title }),
       body ? h("p", { class: "toast-body", "data-testid": "toast-body", text: body }) : null,
-      meta ? h("p", { class: "toast-meta", text: meta }) : null),
+      meta ? h("p", { class: "toast-meta", text: meta }) : null,
+      problem,
+      buttons.length ? h("div", { class: "toast-actions" }, ...buttons) : null),
     close,
   );
+  async function act(run, failure) {
+    if (el.dataset.busy) return;
+    el.dataset.busy = "true";
+    for (const b of buttons) b.setAttribute("aria-disabled", "true"); // not `disabled`: focus stays
+    try {
+      announce(await run());
+      el.dismiss();
+    } catch (error) {
+      problem.textContent = `Could not ${failure}: ${error.message || "something went wrong"}`;
+      problem.hidden = false;
+      announce(problem.textContent, { assertive: true });
+    } finally {
+      delete el.dataset.busy;
+      for (const b of buttons) b.removeAttribute("aria-disabled");
+    }
+  }
   close.addEventListener("click", () => el.dismiss());
   return mount(el, timeout);
 }
@@ -173,12 +201,23 @@ export function dismissNewestToast() {
   return true;
 }
 
-export function reminderToast(data) {
+/**
+ * A `reminder.due` event as a toast, with Snooze and Done when `actions` has `snooze(taskId)` and
+ * `done(taskId)` (each resolving to what to announce); and as a desktop notification once allowed.
+ */
+export function reminderToast(data, actions = null) {
   const title = (data && data.title) || "A task";
   const due = data && data.dueDate ? data.dueDate * 1000 : null;
   const remind = data && data.remindAt ? data.remindAt * 1000 : null;
   const meta = due ? `Due ${formatWhen(due)}` : remind ? `Reminder for ${formatWhen(remind)}` : "";
-  const el = toast({ title: "Reminder", body: title, meta, taskId: data && data.taskId });
+  const taskId = data && data.taskId;
+  const buttons = taskId && actions
+    ? [
+        { label: "Snooze 10 min", testId: "toast-snooze", run: () => actions.snooze(taskId), failure: "snooze it" },
+        { label: "Done", testId: "toast-done", run: () => actions.done(taskId), failure: "mark it done" },
+      ]
+    : [];
+  const el = toast({ title: "Reminder", body: title, meta, taskId, actions: buttons });
   if (due) el.querySelector(".toast-meta")?.setAttribute("title", formatLong(due));
   desktopNotification(title, meta, data && data.taskId);
   return el;

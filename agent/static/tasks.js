@@ -389,6 +389,30 @@ async function toggle(li) {
   }
 }
 
+/** Snooze a task's reminder from a reminder's toast: `length` from now once it has fired. */
+export async function snoozeReminder(id, length = "+10 minutes") {
+  const task = await changed(id, "", { method: "PATCH", json: { remind: length } });
+  return `Snoozed “${task.title}” until ${formatWhen(task.remindAt)}.`;
+}
+
+/** Complete a task from a reminder's toast. */
+export async function completeTask(id) {
+  const task = await changed(id, "/complete", { method: "POST" });
+  return `Completed “${task.title}”.`;
+}
+
+/** The task after a change through `/api/tasks/{id}{path}`, shown in the list; a 404 takes it out. */
+async function changed(id, path, options) {
+  try {
+    const task = fromApi(await api(`/api/tasks/${encodeURIComponent(id)}${path}`, options));
+    applyTask(task);
+    return task;
+  } catch (error) {
+    if (error.status === 404) applyDeleted(id);
+    throw error;
+  }
+}
+
 /**
  * Delete a task from its bin button, at once: no question first, since a toast offers to undo it.
  * The whole task is read first (the list holds only summaries), so Undo can put every field back.

@@ -401,6 +401,48 @@ async def test_a_reminder_that_has_fired_is_shown_as_past(app_url: str, browser:
     assert errors == []
 
 
+async def test_a_reminder_toast_snoozes_and_completes_its_task(app_url: str, browser: Browser) -> None:
+    from playwright.async_api import expect
+
+    page, errors = await open_page(browser, app_url)
+    remind_at = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0) + timedelta(seconds=1)
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        for title in ("Stretch", "Drink water", "Gone"):
+            created = await http.post("/api/tasks", json={"title": title, "remind": remind_at.isoformat()})
+            assert created.status_code == 201, created.text
+        ids = {task["title"]: task["id"] for task in (await http.get("/api/tasks")).json()["tasks"]}
+    toasts = page.get_by_test_id("toast")
+    for title in ("Stretch", "Drink water", "Gone"):
+        await expect(toasts.filter(has_text=title)).to_be_visible(timeout=8_000)
+
+    # Snooze: the reminder is ten minutes from now, the row's bell is ahead again, the toast is gone.
+    clicked = datetime.now(UTC)
+    await toasts.filter(has_text="Stretch").get_by_test_id("toast-snooze").click()
+    await expect(toasts.filter(has_text="Stretch")).to_have_count(0)
+    await expect(page.locator("#announcer")).to_have_text(re.compile(r"^Snoozed “Stretch” until "))
+    bell = page.get_by_test_id("task-row").filter(has_text="Stretch").get_by_test_id("task-reminder")
+    await expect(bell).to_have_attribute("aria-label", re.compile(r"^Reminder at "))
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        snoozed = (await http.get(f"/api/tasks/{ids['Stretch']}")).json()
+        remind = datetime.fromisoformat(snoozed["remind_at"])
+        assert clicked + timedelta(minutes=10) <= remind <= datetime.now(UTC) + timedelta(minutes=10)
+
+        # Done: the task is completed and leaves the list of open tasks.
+        await toasts.filter(has_text="Drink water").get_by_test_id("toast-done").click()
+        await expect(toasts.filter(has_text="Drink water")).to_have_count(0)
+        await expect(page.get_by_test_id("task-row").filter(has_text="Drink water")).to_have_count(0)
+        assert (await http.get(f"/api/tasks/{ids['Drink water']}")).json()["completed"] is True
+
+        # A task deleted meanwhile: the toast says why it could not, and stays.
+        assert (await http.delete(f"/api/tasks/{ids['Gone']}")).status_code == 200
+    gone = toasts.filter(has_text="Gone")
+    await gone.get_by_test_id("toast-done").click()
+    await expect(gone.get_by_test_id("toast-problem")).to_have_text(re.compile(r"^Could not mark it done: "))
+    await expect(gone).to_be_visible()
+    await expect(page.get_by_test_id("task-row").filter(has_text="Gone")).to_have_count(0)
+    assert errors == []
+
+
 # What a restored task must have kept of the deleted one (its id, times and version are new).
 KEPT_FIELDS = ("title", "description", "priority", "tags", "due", "remind_at", "remind_before_minutes")
 
