@@ -346,7 +346,11 @@ _REPEAT = (
     r"|daily|weekly|biweekly|bi-weekly|fortnightly|monthly|yearly|annually|hourly"
     r"|(?:on\s+)?weekdays|on\s+weekends"
     rf"|(?:on\s+)?(?:the\s+)?\d{{1,2}}{_ORD}\s+(?:day\s+)?of\s+(?:every|each)\s+month"
-    rf"|on\s+{_WD_PLURAL}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_PLURAL})*)"
+    rf"|on\s+{_WD_PLURAL}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_PLURAL})*"
+    # "on mon wed fri", "on monday and thursday": two days or more are a week's days, as are
+    # "sundays" and "mondays and thursdays" (one day, "on monday", is a due date)
+    rf"|on\s+{_WD_ANY}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*|\s+){_WD_ANY})+"
+    rf"|{_WD_PLURAL}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_PLURAL})*)"
     r"(?:\s+on\s+(?:the\s+)?(?:(?:last|first|second|third|fourth)\s+(?:" + _WD_ANY + r"|day|weekday)"
     r"(?:\s+of\s+(?:the|every|each)\s+month)?"
     rf"|\d{{1,2}}{_ORD}?(?:\s+day)?|{_WD_ANY}(?:(?:\s*,\s*|\s+and\s+|\s*&\s*){_WD_ANY})*))?"
@@ -632,7 +636,7 @@ def _offset_before(raw: str) -> str:
 class _Repeat:
     phrase: str
     time: str | None = None
-    weekday: str | None = None
+    weekdays: tuple[str, ...] = ()  # the days of a weekly rule, as said
     month_day: int | None = None
 
 
@@ -680,19 +684,19 @@ def _repeat(raw: str) -> _Repeat:
         part = text.split()[-1]
         time_words = time_words or _DAYPART_TIMES[part]
         text = "daily"
-    match = re.fullmatch(r"on\s+(.+)", text)
-    if match and re.search(_WD_PLURAL, text):
-        text = "every " + re.sub(r"s\b", "", match[1])
+    match = re.fullmatch(r"(?:on\s+)?(.+)", text)
+    if match and (re.search(_WD_PLURAL, text) or re.fullmatch(rf"on\s+{_WD_ANY}\W.*", text)):
+        days = re.findall(rf"\b{_WD_ANY}", re.sub(r"s\b", "", match[1]))  # "on mon wed fri"
+        text = "every " + (days[0] if len(days) == 1 else ", ".join(days[:-1]) + " and " + days[-1])
 
     def full(day: re.Match[str]) -> str:
         return _WD_BY_ABBR.get(day[0], day[0])
 
     text = re.sub(r"\b" + _WD_ABBR + r"\b", full, text)
-    weekday = None
-    found = re.search(_WD_FULL, text)
-    if found and not re.search(r"\b(?:last|first|second|third|fourth|fifth|\d(?:st|nd|rd|th))\b", text):
-        weekday = found[0]
-    return _Repeat(text + length + until, time_words, weekday, month_day)
+    weekdays: tuple[str, ...] = ()
+    if not re.search(r"\b(?:last|first|second|third|fourth|fifth|\d(?:st|nd|rd|th))\b", text):
+        weekdays = tuple(re.findall(_WD_FULL, text))
+    return _Repeat(text + length + until, time_words, weekdays, month_day)
 
 
 # ------------------------------------------------------------------------------------- add commands
@@ -869,6 +873,18 @@ def _peel(body: str, fields: _Fields, now: datetime) -> str:
     return body
 
 
+def _soonest(weekdays: tuple[str, ...], clock: str | None, now: datetime) -> str:
+    """The first of `weekdays` to come: today while its time (09:00 if none) is still ahead."""
+    hm = _clock_of(clock) if clock else (9, 0)
+    later_today = hm is not None and hm > (now.hour, now.minute)
+
+    def ahead(day: str) -> int:
+        days = (_WD_NAMES.index(day) - now.weekday()) % 7
+        return days if days or later_today else 7
+
+    return min(weekdays, key=ahead)
+
+
 def _finish_add(title_text: str, fields: _Fields, now: datetime, *, remind_at_due: bool = False) -> Intent:
     title = _tidy_title(title_text)
     if not title:
@@ -877,8 +893,9 @@ def _finish_add(title_text: str, fields: _Fields, now: datetime, *, remind_at_du
     if info is not None and fields.due is None:
         if info.month_day is not None:
             fields.due = _next_month_day(info.month_day, now) + (f" {info.time}" if info.time else "")
-        elif info.weekday is not None:
-            fields.due = f"{info.weekday} {info.time}" if info.time else info.weekday
+        elif info.weekdays:
+            day = _soonest(info.weekdays, info.time, now)
+            fields.due = f"{day} {info.time}" if info.time else day
         elif info.time is not None:
             hm = _clock_of(info.time)
             later_today = hm is not None and (hm[0], hm[1]) > (now.hour, now.minute)
@@ -2020,12 +2037,63 @@ def _parse(utterance: str, *, now: datetime, tz: ZoneInfo) -> Intent:
         return _parse_add(text, now) or _unknown(text, now, question)
     intent = (
         _parse_bulk_delete(text, now, tz)
+        or _parse_changes(text, now)
         or _parse_act(text, now)
         or _parse_list(text, now, tz)
         or _parse_add(text, now)
         or _parse_loose(text)
     )
     return intent if intent is not None else _unknown(text, now, question)
+
+
+# Several changes to one task: "make the report urgent and tag it work", "move the dentist to friday
+# and remind me an hour before". A rename is left whole: a title may hold "and".
+_AND = re.compile(r"\s*,?\s+and\s+(?:also\s+)?|\s*,\s+(?:and\s+)?", _I)
+_REMIND_ME = re.compile(r"remind\s+me\s+(?:about\s+it\s+)?", _I)
+
+
+def _parse_changes(text: str, now: datetime, depth: int = 3) -> Act | None:
+    """Up to `depth` + 1 changes; the text is split after the first one only, so a long message
+    costs a few parses, not one per way of cutting it."""
+    for joint in _AND.finditer(text):
+        first = _parse_act(text[: joint.start()], now)
+        if not (isinstance(first, Act) and first.action == "update" and first.changes.title is None):
+            continue
+        rest = text[joint.end() :]
+        rewordings = [rest, "make it " + rest, _REMIND_ME.sub("set a reminder for it ", rest, count=1)]
+        if first.changes.add_tags:  # "tag the report work and home"
+            rewordings.append("tag it " + rest)
+        for said in rewordings:
+            then = (_parse_changes(said, now, depth - 1) if depth > 1 else None) or _parse_act(said, now)
+            if (
+                isinstance(then, Act)
+                and then.action == "update"
+                and then.ref == "it"
+                and then.position is None
+            ):
+                changes = _merged(first.changes, then.changes)
+                if changes is not None:
+                    return replace(first, changes=changes)
+        return None
+    return None
+
+
+def _merged(first: Changes, then: Changes) -> Changes | None:
+    """Both sets of changes, or None when they set the same field (or the second renames)."""
+    if then.title is not None or then.description is not None:
+        return None
+    values: dict[str, object] = {}
+    for name in ("priority", "tags", "due", "remind", "repeat"):
+        mine, theirs = getattr(first, name), getattr(then, name)
+        if mine is not None and theirs is not None:
+            return None
+        values[name] = theirs if mine is None else mine
+    return replace(
+        first,
+        **values,  # type: ignore[arg-type]
+        add_tags=first.add_tags + then.add_tags,
+        remove_tags=first.remove_tags + then.remove_tags,
+    )
 
 
 # "undo", "undo that", "revert the last change", "take that back", "put it back": the last change this

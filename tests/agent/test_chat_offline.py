@@ -121,6 +121,10 @@ CASES = [
         expect=T("Call mom", due="2026-11-30 09:00", repeat="every Monday"),
     ),
     case("add water plants every 3 days", expect=T("Water plants", repeat="every 3 days")),
+    case(
+        "add gym on mon wed fri at 7am",
+        expect=T("Gym", due="2026-11-30 07:00", repeat="every Monday, Wednesday and Friday"),
+    ),
     case("add water ferns every two weeks", expect=T("Water ferns", repeat="every 2 weeks")),
     case("add dentist monday next week at 14h", expect=T("Dentist", due="2026-11-30 14:00")),
     case("add follow up a week from monday", expect=T("Follow up", due="2026-12-07 09:00")),
@@ -352,6 +356,16 @@ CASES = [
         "add call mom at 6pm",
         "snooze call mom for 30 minutes",
         expect=T("Call mom", remind="2026-11-27 10:30"),
+    ),
+    case(  # several changes to one task: nothing added
+        "add renew passport next month",
+        "make the passport one high priority and tag it travel",
+        expect=T("Renew passport", priority="high", tags=["travel"]),
+    ),
+    case(
+        "add dentist monday 3pm",
+        "move the dentist to friday and remind me an hour before",
+        expect=T("Dentist", due="2026-11-27 15:00", remind="2026-11-27 14:00"),  # friday is today
     ),
     case(  # a reminder still ahead moves from its own time
         "remind me in 10 minutes to check the oven",

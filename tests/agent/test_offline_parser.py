@@ -115,6 +115,20 @@ CASES: list[tuple[str, Intent]] = [
     ("add call mom every monday at 9am", Add("Call mom", due="monday 9am", repeat="every monday")),
     ("add standup every weekday at 9:30am", Add("Standup", due="tomorrow 9:30am", repeat="every weekday")),
     ("add water plants every 3 days", Add("Water plants", repeat="every 3 days")),
+    # two weekdays or more, or "sundays", repeat weekly; the first is the soonest of them
+    (
+        "add gym on mon wed fri at 7am",
+        Add("Gym", due="monday 7am", repeat="every monday, wednesday and friday"),
+    ),
+    ("add gym mondays and thursdays", Add("Gym", due="monday", repeat="every monday and thursday")),
+    ("add call mom sundays", Add("Call mom", due="sunday", repeat="every sunday")),
+    ("add yoga on tue & thu at 6pm", Add("Yoga", due="tuesday 6pm", repeat="every tuesday and thursday")),
+    (
+        "add review on wed and fri at 4pm",
+        Add("Review", due="friday 4pm", repeat="every wednesday and friday"),
+    ),
+    ("add sync every thu and mon", Add("Sync", due="monday", repeat="every thursday and monday")),
+    ("add meeting on monday", Add("Meeting", due="monday")),
     ("add water plants daily", Add("Water plants", repeat="daily")),
     ("add stretch every morning", Add("Stretch", due="tomorrow 9am", repeat="daily")),
     (
@@ -417,6 +431,22 @@ CASES: list[tuple[str, Intent]] = [
     ("drop the priority of the report", change("report", priority="none")),
     ("remove the repeat from standup", change("standup", repeat="")),
     ("stop standup from repeating", change("standup", repeat="")),
+    # several changes to one task, none of them added as a task
+    (
+        "make the passport one high priority and tag it travel",
+        change("passport", priority="high", add_tags=("travel",)),
+    ),
+    ("make the report high priority and due friday", change("report", priority="high", due="friday")),
+    (
+        "move the dentist to friday and remind me an hour before",
+        change("dentist", due="friday", remind="1 hour before"),
+    ),
+    (
+        "make the report urgent, tag it work and move it to monday",
+        change("report", priority="urgent", add_tags=("work",), due="monday"),
+    ),
+    ("tag the report work and home", change("report", add_tags=("work", "home"))),
+    ("rename the milk one to milk and eggs", Act("rename", "milk", Changes(title="Milk and eggs"))),
     ("snooze the call mom reminder to 7pm", change("call mom", remind="7pm")),
     ("snooze call mom for 30 minutes", change("call mom", remind="+30 minutes")),
     ("snooze that by 5 minutes", change("it", remind="+5 minutes")),

@@ -262,6 +262,10 @@ HOSTILE_MESSAGES = [
     "add " + "urgent high p1 " * 6,
     "add " + "(" * 96,
     "add x in " + "2 hours and " * 8,
+    "make it urgent and " * 5,
+    "make the report urgent, " * 4,
+    "tag the report a and " * 5,
+    "move it to friday and " * 5,
 ]
 
 
