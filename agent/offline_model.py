@@ -724,12 +724,17 @@ def _narrow(tasks: Sequence[_Task], ref: str) -> list[_Task]:
     exact = [task for task in tasks if _words(task.title) == wanted]
     if len(exact) == 1:
         return exact
-    holding = [
+    return _holding(tasks, ref) or list(tasks)
+
+
+def _holding(tasks: Sequence[_Task], ref: str) -> list[_Task]:
+    """Tasks whose title or description holds every word of `ref`, in any order."""
+    wanted = _words(ref)
+    return [
         task
         for task in tasks
         if all(word in _words(task.title + " " + (task.description or "")) for word in wanted)
     ]
-    return holding or list(tasks)
 
 
 def _act_flow(act: Act, context: _Context, index: int, depth: int) -> _Flow:
@@ -778,6 +783,12 @@ def _act_flow(act: Act, context: _Context, index: int, depth: int) -> _Flow:
         if others and act.action == "reopen":
             return _Reply(_already(others, "not marked done"))
         matches, total = others, len(others)
+    words = _words(act.ref)
+    if not matches and len(words) > 1:  # "the bank call" for "Call bank": its words in any order
+        longest = max(words, key=len)
+        (result,) = yield [_Call("list_tasks", {"query": longest, "status": primary, "limit": SEARCH_LIMIT})]
+        matches = _holding((_page(result) or _Page((), 0)).tasks, act.ref)
+        total = len(matches)
     parts = _parts(act.ref) if act.action == "complete" else []
     if not matches and len(parts) > 1:  # "mark milk and eggs done": no task is called that, so each
         return (yield from _complete_each(parts, context))

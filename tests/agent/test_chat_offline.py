@@ -357,6 +357,17 @@ CASES = [
         "snooze call mom for 30 minutes",
         expect=T("Call mom", remind="2026-11-27 10:30"),
     ),
+    case(  # a task named by its words in another order
+        "I finished the bank call",
+        seeds=(seed("Call bank"), seed("Call mom")),
+        expect=(T("Call bank", done=True), T("Call mom", done=False)),
+    ),
+    case(
+        "I finished the bank visit",
+        seeds=(seed("Call bank"),),
+        expect=T("Call bank", done=False),
+        reply="couldn't find",
+    ),
     case(  # several changes to one task: nothing added
         "add renew passport next month",
         "make the passport one high priority and tag it travel",
