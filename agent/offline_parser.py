@@ -1202,6 +1202,10 @@ _LIST_SORT = re.compile(
     r"|newest|oldest|updated|title|name|alphabet(?:ically)?)\b|\b(?P<n>newest|latest|recent(?:ly\s+added)?)\s+first\b",
     _I,
 )
+# "show me the leak task", "open my passport one": the tasks with those words
+_SHOW_ONE = re.compile(
+    r"(?:show|open|display|view|see)\s+(?:me\s+)?(?:the|my)\s+(?P<q>.+?)\s+(?:task|todo|to-do|item|one)", _I
+)
 _SEARCH = re.compile(
     r"(?:(?:search|find|look\s+for|look\s+up|lookup|grep)\s+(?:for\s+)?(?:(?:my|the|all)\s+)?(?:(?:tasks?|todos?|items?)\s+)?"
     r"(?:(?:about|with|containing|matching|mentioning|called|named|for|on|that\s+mention|that\s+contain)\s+)?"
@@ -1307,8 +1311,10 @@ def _parse_filters(
 
 # "what did I finish yesterday": done tasks by their completion time (list_tasks' done_after/done_before)
 _DONE_WHEN = re.compile(
-    r"(?:what|which|show|list|tasks?|todos?|everything|anything)\b.*\b(?:did|have|i'?ve|i)\s+(?:i\s+|we\s+)?"
+    r"(?:what|which|show|list|tasks?|todos?|everything|anything)\b.*\b(?:(?:did|have|i'?ve)\s+(?:i\s+|we\s+)?"
     r"(?:complete|completed|finish|finished|do|done|did|get\s+done|got\s+done|tick(?:ed)?\s+off|check(?:ed)?\s+off)"
+    # "what I did today", but not "what should I do today" (that is what is due)
+    r"|i\s+(?:completed|finished|did|got\s+done|ticked\s+off|checked\s+off))"
     r"\s+(?P<when>yesterday|today|tonight|this\s+(?:week|month|morning)|last\s+(?:week|month|night)|recently"
     r"|lately|so\s+far(?:\s+this\s+(?:week|month))?)",
     _I,
@@ -1351,7 +1357,7 @@ def _parse_list(text: str, now: datetime, tz: ZoneInfo) -> Intent | None:
         after, before = _completion_window(when, now.astimezone(tz))
         filters = Filters(status="done", sort="updated", done_after=after, done_before=before)
         return ListTasks(filters, when, "finished")
-    match = _SEARCH.fullmatch(text.rstrip("?!. "))
+    match = _SEARCH.fullmatch(text.rstrip("?!. ")) or _SHOW_ONE.fullmatch(text.rstrip("?!. "))
     if match:
         query = _clean_ref(match["q"])
         query = re.sub(r"\s+(?:tasks?|todos?)$", "", query, flags=_I).strip()
@@ -1644,8 +1650,8 @@ _PRIORITY_CLEAR = re.compile(
 # "remove <something> from/of <task>" where the something is one of a task's fields: never a delete.
 _FIELD_OF = re.compile(rf"(?:\S+\s+){{0,3}}?{_FIELD}\s+(?:of|from|for|on|off)\s+\S.*", _I)
 _DESCRIPTION_SET = re.compile(
-    r"(?:add|set|put|change|update|attach)\s+(?:a\s+|the\s+)?(?:note|description|details|comment)\s+(?:to|on|for|of)\s+"
-    r"(?P<ref>.+?)\s*(?::|\s-|\ssaying|\sthat\s+says)\s+(?P<d>.+)"
+    r"(?:add|set|put|change|update|attach|write)\s+(?:a\s+|the\s+|some\s+)?(?:notes?|description|details|comments?)\s+"
+    r"(?:to|on|for|of)\s+(?P<ref>.+?)\s*(?::|\s-|\ssaying|\sthat\s+says|\sto)\s+(?P<d>.+)"
     r"|describe\s+(?P<ref2>.+?)\s+as\s+(?P<d2>.+)",
     _I,
 )
@@ -2139,10 +2145,13 @@ _DONE_ASKED = re.compile(
 )
 
 
-# "what's next?", "when is my next task due": the open task due soonest, not a task with the word "next"
+# "what's next?", "when is my next task due", "what should I do first": the open task due soonest, not
+# a task with the word "next"
 _ASK_NEXT = re.compile(
-    r"(?:(?:what|when)(?:'?s|\s+is)\s+(?:(?:my|the)\s+)?(?:up\s+|due\s+)?next"
-    r"|what\s+(?:do\s+i\s+have|should\s+i\s+do)\s+next|(?:my\s+|the\s+)?next(?=\s+(?:task|thing|todo)))"
+    r"(?:(?:what|when)(?:'?s|\s+is)\s+(?:(?:my|the)\s+)?(?:up\s+|due\s+)?(?:next|first)"
+    r"|what\s+(?:do\s+i\s+have|should\s+i\s+do)\s+next"
+    r"|what\s+(?:should|do|shall)\s+i\s+(?:do|work\s+on|tackle|start\s+with)(?:\s+(?:first|next|now))?"
+    r"|(?:my\s+|the\s+)?next(?=\s+(?:task|thing|todo)))"
     r"(?:\s+(?:task|thing|todo|to-do|item|one))?(?:\s+(?:due|up|on\s+my\s+list))?",
     _I,
 )

@@ -648,6 +648,19 @@ CASES: list[tuple[str, Intent]] = [
     ("when is my next task due", ListTasks(ask="next")),
     ("what's next?", ListTasks(ask="next")),
     ("what is due next", ListTasks(ask="next")),
+    ("what should I do first?", ListTasks(ask="next")),
+    ("what should I work on next", ListTasks(ask="next")),
+    ("what should I do today?", listing("today", TODAY)),  # what is due, not what was done
+    ("what did I do today", ListTasks(Filters(**DONE_SORT, done_after=TODAY[0]), "today", "finished")),
+    ("show me the leak task", listing(status="all", query="leak")),
+    (
+        "add notes to the leak task: photos are in the drive",
+        change("leak", description="photos are in the drive"),
+    ),
+    (
+        "set the description of the leak task to photos in the drive",
+        change("leak", description="photos in the drive"),
+    ),
     (
         "when is the next dentist appointment",
         ListTasks(Filters(status="all", query="next dentist appointment"), ask="when"),
