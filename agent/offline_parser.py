@@ -1649,6 +1649,12 @@ _PRIORITY_CLEAR = re.compile(
 )
 # "remove <something> from/of <task>" where the something is one of a task's fields: never a delete.
 _FIELD_OF = re.compile(rf"(?:\S+\s+){{0,3}}?{_FIELD}\s+(?:of|from|for|on|off)\s+\S.*", _I)
+# "clear my reminders", "remove all due dates": a field of every task, which is not a delete either
+_FIELD_ALONE = re.compile(rf"(?:(?:my|all|the|every|of|these|those|your)\s+)*{_FIELD}", _I)
+_FIELD_OF_EVERY_TASK = Unknown(
+    "I clear a field one task at a time, and I won't delete tasks for it; name the task.",
+    "remove the reminder from the dentist",
+)
 _DESCRIPTION_SET = re.compile(
     r"(?:add|set|put|change|update|attach|write)\s+(?:a\s+|the\s+|some\s+)?(?:notes?|description|details|comments?)\s+"
     r"(?:to|on|for|of)\s+(?P<ref>.+?)\s*(?::|\s-|\ssaying|\sthat\s+says|\sto)\s+(?P<d>.+)"
@@ -1847,6 +1853,8 @@ def _parse_bulk_delete(text: str, now: datetime, tz: ZoneInfo) -> Intent | None:
     scope = match["scope"].strip()
     if not scope:
         return Unknown("What should I delete? Name the task by words from its title.", "delete the milk task")
+    if _FIELD_ALONE.fullmatch(scope):
+        return _FIELD_OF_EVERY_TASK
     if not _BULK_CUE.search(scope):
         return None
     low = scope.lower()
@@ -2058,7 +2066,7 @@ _AND = re.compile(r"\s*,?\s+and\s+(?:also\s+)?|\s*,\s+(?:and\s+)?", _I)
 _REMIND_ME = re.compile(r"remind\s+me\s+(?:about\s+it\s+)?", _I)
 
 
-def _parse_changes(text: str, now: datetime, depth: int = 3) -> Act | None:
+def _parse_changes(text: str, now: datetime, depth: int = 2) -> Act | None:
     """Up to `depth` + 1 changes; the text is split after the first one only, so a long message
     costs a few parses, not one per way of cutting it."""
     for joint in _AND.finditer(text):
@@ -2235,6 +2243,8 @@ def _parse_loose(text: str) -> Intent | None:
                 'To undo my last change, say "undo"; to delete a task, name it by words from its title.',
                 "delete the milk task",
             )
+        if _FIELD_ALONE.fullmatch(match["ref"]):
+            return _FIELD_OF_EVERY_TASK
         if _FIELD_OF.fullmatch(match["ref"]):
             return Unknown(
                 "That reads like a change to one of a task's fields, which I don't know how to make,"

@@ -744,7 +744,16 @@ def test_a_question_never_changes_or_adds_anything(utterance: str) -> None:
 
 @pytest.mark.parametrize(
     "utterance",
-    ["remove the schedule of the report", "delete the notes on milk", "drop the deadlines of the move"],
+    [
+        "remove the schedule of the report",
+        "delete the notes on milk",
+        "drop the deadlines of the move",
+        "clear my reminders",
+        "remove all reminders",
+        "delete the reminders",
+        "clear all due dates",
+        "remove my tags",
+    ],
 )
 def test_a_field_named_for_removal_is_never_read_as_a_delete(utterance: str) -> None:
     intent = parse(utterance, now=NOW, tz=TZ)
