@@ -715,7 +715,8 @@ _ADD_VERB = re.compile(
 )
 _REMIND_TO = re.compile(
     rf"(?:please\s+)?(?:remind\s+me|set\s+(?:a|an)\s+reminder|add\s+(?:a|an)\s+reminder)"
-    rf"(?:\s+(?P<when>{_DUE_PREFIX}{_DATETIME}))?\s+(?:to|that\s+i\s+(?:need|have)\s+to)\s+(?P<body>\S.*)",
+    rf"(?:\s+(?P<when>{_DUE_PREFIX}{_DATETIME})|\s+(?P<repeat>{_REPEAT}))?\s+(?:to|that\s+i\s+(?:need|have)\s+to)\s+"
+    r"(?P<body>\S.*)",
     _I,
 )
 _REMIND_BARE = re.compile(
@@ -971,6 +972,8 @@ def _parse_add(text: str, now: datetime) -> Intent | None:
     if several is not None:
         return several
     match = _REMIND_TO.fullmatch(text)
+    if match and match["repeat"]:  # "remind me every morning at 8 to take vitamins": said after it
+        return _parse_add_body(f"{match['body']} {match['repeat']}", now, remind_at_due=True)
     if match:
         due = _when(match["when"], now) if match["when"] else None
         return _parse_add_body(match["body"], now, remind_at_due=True, due=due)

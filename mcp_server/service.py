@@ -225,7 +225,7 @@ class TaskService:
                 due = recurrence.next_occurrence(rule, tz=tz, current=current_due, index=int(index))
                 if due is None:
                     return None
-                offset = previous.get("remindOffset")
+                lead = _reminder_lead(previous)
                 task = Task(
                     id=uuid7(),
                     user_id=user_id,
@@ -234,8 +234,8 @@ class TaskService:
                     priority=Priority[previous.get("priority") or "none"],
                     tags=list(previous.get("tags") or []),
                     due_at=due,
-                    remind_offset_s=offset,
-                    remind_at=due - timedelta(seconds=offset) if offset else None,
+                    remind_offset_s=previous.get("remindOffset") or None,
+                    remind_at=None if lead is None else due - timedelta(seconds=lead),
                     recurrence=rule,
                     series_id=uuid.UUID(str(series)),
                     occurrence=int(index) + 1,
@@ -717,6 +717,18 @@ def _apply_schedule(
         )
         if task.due_at is None:
             task.remind_offset_s = None
+
+
+def _reminder_lead(data: dict[str, Any]) -> int | None:
+    """How long before its due time the next occurrence of a repeating task reminds (seconds): as
+    long as this one's, whether it was set as an offset or as a time ('every morning at 8, remind
+    me' reminds at 8 every morning); None without one, or with one after the due time (a snooze)."""
+    if data.get("remindOffset"):
+        return int(data["remindOffset"])
+    if data.get("remindAt") is None or data.get("dueDate") is None:
+        return None
+    lead = int(data["dueDate"]) - int(data["remindAt"])
+    return lead if lead >= 0 else None
 
 
 def _reminder_shift(text: str) -> tuple[int, timedelta] | None:

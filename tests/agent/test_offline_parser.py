@@ -115,6 +115,15 @@ CASES: list[tuple[str, Intent]] = [
     ("add call mom every monday at 9am", Add("Call mom", due="monday 9am", repeat="every monday")),
     ("add standup every weekday at 9:30am", Add("Standup", due="tomorrow 9:30am", repeat="every weekday")),
     ("add water plants every 3 days", Add("Water plants", repeat="every 3 days")),
+    # a repeat said before what to be reminded of
+    (
+        "remind me every morning at 8 to take vitamins",
+        Add("Take vitamins", due="tomorrow 8am", remind="tomorrow 8am", repeat="daily"),
+    ),
+    (
+        "remind me every monday to put the bins out",
+        Add("Put the bins out", due="monday", remind="monday", repeat="every monday"),
+    ),
     # two weekdays or more, or "sundays", repeat weekly; the first is the soonest of them
     (
         "add gym on mon wed fri at 7am",

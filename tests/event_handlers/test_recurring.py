@@ -4,6 +4,7 @@ next one once; reopening it withdraws that next one once, if it is as its comple
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import col, select
@@ -100,3 +101,54 @@ async def test_a_reopen_handled_after_the_occurrence_was_deleted_still_withdraws
     await service.delete(caller, first.id)
     assert await service.withdraw_occurrence(caller.user_id, data, claim=claim("recurring", "reopened"))
     assert await _open_occurrences(service, caller, series) == []
+
+
+async def _next_after_completing(service: TaskService, caller: Caller, fields: TaskCreate) -> TaskOut:
+    """The occurrence the recurring handler makes when the first one of `fields` is completed."""
+    first = await service.create(caller, fields)
+    await service.complete(caller, first.id)
+    async with service.db.transaction() as session:
+        task = await session.get(Task, first.id)
+        assert task is not None
+        data = task_data(task)
+    made = await service.create_occurrence(caller.user_id, data)
+    assert made is not None and made.occurrence == 2
+    return made
+
+
+async def test_the_next_occurrence_reminds_as_long_before_its_due_time(
+    service: TaskService, new_caller: Any
+) -> None:
+    """An offset carries over as an offset; a reminder set as a time carries over as the same lead
+    ('every morning at 8, remind me' reminds every morning); one after the due time (a snooze) not."""
+    caller: Caller = new_caller()
+    offset = await _next_after_completing(
+        service,
+        caller,
+        TaskCreate(title="Standup", repeat="daily", due="2030-01-10 09:00", remind="15 minutes before"),
+    )
+    assert offset.due is not None and offset.remind_at == offset.due - timedelta(minutes=15)
+    assert offset.remind_before_minutes == 15
+    at_due = await _next_after_completing(
+        service,
+        caller,
+        TaskCreate(title="Vitamins", repeat="daily", due="2030-01-10 08:00", remind="2030-01-10 08:00"),
+    )
+    assert at_due.due is not None and at_due.remind_at == at_due.due
+    assert at_due.remind_before_minutes is None  # still a time, not an offset
+    day_before = await _next_after_completing(
+        service,
+        caller,
+        TaskCreate(title="Rent", repeat="monthly", due="2030-01-10 09:00", remind="2030-01-09 18:00"),
+    )
+    assert day_before.due is not None and day_before.remind_at == day_before.due - timedelta(hours=15)
+    snoozed = await _next_after_completing(
+        service,
+        caller,
+        TaskCreate(title="Plants", repeat="daily", due="2030-01-10 09:00", remind="2030-01-10 09:30"),
+    )
+    assert snoozed.remind_at is None
+    none = await _next_after_completing(
+        service, caller, TaskCreate(title="Read", repeat="daily", due="2030-01-10 21:00")
+    )
+    assert none.remind_at is None
