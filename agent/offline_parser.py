@@ -725,7 +725,8 @@ _REMIND_BARE = re.compile(
 )
 _NEED_TO = re.compile(
     r"(?:i\s+(?:need|have|want|must|should|gotta|got)\s+to|i\s+must|i\s+should|need\s+to|have\s+to"
-    r"|remember\s+to|don'?t\s+(?:let\s+me\s+)?forget\s+(?:to|about)|do\s+not\s+forget\s+to)\s+(?P<body>\S.*)",
+    r"|remember\s+to|don'?t\s+(?:let\s+me\s+)?forget(?:\s+(?:to|about))?(?:\s+the(?=\s))?|do\s+not\s+forget\s+to)"
+    r"\s+(?P<body>(?!(?:it|that|this|them)\b|(?:the|a|an)$)\S.*)",
     _I,
 )
 

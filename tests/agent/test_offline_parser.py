@@ -115,6 +115,9 @@ CASES: list[tuple[str, Intent]] = [
     ("add call mom every monday at 9am", Add("Call mom", due="monday 9am", repeat="every monday")),
     ("add standup every weekday at 9:30am", Add("Standup", due="tomorrow 9:30am", repeat="every weekday")),
     ("add water plants every 3 days", Add("Water plants", repeat="every 3 days")),
+    ("don't forget milk", Add("Milk")),
+    ("dont forget the milk tomorrow", Add("Milk", due="tomorrow")),
+    ("don't forget about the dentist friday", Add("Dentist", due="friday")),
     # a repeat said before what to be reminded of
     (
         "remind me every morning at 8 to take vitamins",
