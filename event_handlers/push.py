@@ -234,11 +234,11 @@ class DatabaseHistory:
         self.db = db
 
     async def replay(self, user_id: str, after: int) -> list[dict[str, Any]]:
-        async with self.db.transaction() as session:
+        async with self.db.reading() as session:
             return await missed_events(session, user_id, after)
 
     async def latest(self, user_id: str) -> int:
-        async with self.db.transaction() as session:
+        async with self.db.reading() as session:
             return await latest_seq(session, user_id)
 
 

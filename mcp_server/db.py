@@ -55,6 +55,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection: Any) -> None:
+    reading = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+
+READ_ONLY = "todo_read_only"  # an execution option: the transaction only reads
+
 CONNECT_TIMEOUT_S = 10  # libpq waits for ever by default
 _closing: set[asyncio.Task[None]] = set()  # closes of connections nobody waited for
 
@@ -112,7 +119,8 @@ def create_engine(
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         # Take the write lock up front: a deferred transaction that reads and then writes fails
         # with SQLITE_BUSY when another writer committed in between, whatever the busy timeout.
-        event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # One that only reads (`Database.reading`) is deferred: in WAL mode it never waits.
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     options.setdefault("pool_timeout", 10)
     conninfo, connect_args = libpq_conninfo(url), options.pop("connect_args", {})
@@ -193,6 +201,17 @@ class SingleStatements:
                 yield connection
 
 
+@contextlib.asynccontextmanager
+async def _unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    try:
+        async with sessions() as session, session.begin():
+            yield session
+    except Exception as error:
+        if is_unavailable(error):
+            raise StoreUnavailable() from error
+        raise
+
+
 class Database:
     """The engine and session factory of one database, plus what its dialect can do."""
 
@@ -200,22 +219,23 @@ class Database:
         self.url = url
         self.engine = create_engine(url, **engine_options)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._reading = async_sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
+        )
         self.single_statements = SingleStatements(self.engine)
 
     @property
     def is_postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
         """One unit of work: commits on success, rolls back on error; outages become `StoreUnavailable`."""
-        try:
-            async with self.sessions() as session, session.begin():
-                yield session
-        except Exception as error:
-            if is_unavailable(error):
-                raise StoreUnavailable() from error
-            raise
+        return _unit_of_work(self.sessions)
+
+    def reading(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+        """A transaction that only reads: on SQLite it does not take the write lock, so it never
+        waits behind a writer (WAL); outages become `StoreUnavailable`."""
+        return _unit_of_work(self._reading)
 
     @contextlib.asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
