@@ -684,9 +684,8 @@ def _repeat(raw: str) -> _Repeat:
         part = text.split()[-1]
         time_words = time_words or _DAYPART_TIMES[part]
         text = "daily"
-    match = re.fullmatch(r"(?:on\s+)?(.+)", text)
-    if match and (re.search(_WD_PLURAL, text) or re.fullmatch(rf"on\s+{_WD_ANY}\W.*", text)):
-        days = re.findall(rf"\b{_WD_ANY}", re.sub(r"s\b", "", match[1]))  # "on mon wed fri"
+    if re.search(_WD_PLURAL, text) or re.fullmatch(rf"on\s+{_WD_ANY}\W.*", text):
+        days = re.findall(rf"\b{_WD_ANY}", re.sub(r"s\b", "", text.removeprefix("on ")))  # "on mon wed fri"
         text = "every " + (days[0] if len(days) == 1 else ", ".join(days[:-1]) + " and " + days[-1])
 
     def full(day: re.Match[str]) -> str:
@@ -875,10 +874,15 @@ def _peel(body: str, fields: _Fields, now: datetime) -> str:
     return body
 
 
+def _later_today(clock: str, now: datetime) -> bool:
+    """Whether the time of day `clock` ('8am') is still ahead today."""
+    hm = _clock_of(clock)
+    return hm is not None and hm > (now.hour, now.minute)
+
+
 def _soonest(weekdays: tuple[str, ...], clock: str | None, now: datetime) -> str:
     """The first of `weekdays` to come: today while its time (09:00 if none) is still ahead."""
-    hm = _clock_of(clock) if clock else (9, 0)
-    later_today = hm is not None and hm > (now.hour, now.minute)
+    later_today = _later_today(clock or "9am", now)
 
     def ahead(day: str) -> int:
         days = (_WD_NAMES.index(day) - now.weekday()) % 7
@@ -899,9 +903,7 @@ def _finish_add(title_text: str, fields: _Fields, now: datetime, *, remind_at_du
             day = _soonest(info.weekdays, info.time, now)
             fields.due = f"{day} {info.time}" if info.time else day
         elif info.time is not None:
-            hm = _clock_of(info.time)
-            later_today = hm is not None and (hm[0], hm[1]) > (now.hour, now.minute)
-            fields.due = info.time if later_today else f"tomorrow {info.time}"
+            fields.due = info.time if _later_today(info.time, now) else f"tomorrow {info.time}"
     remind = fields.remind
     if remind is None and (remind_at_due or fields.remind_at_due) and fields.due is not None:
         remind = fields.due

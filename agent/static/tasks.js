@@ -363,9 +363,7 @@ async function toggle(li) {
   li.setAttribute("aria-busy", "true");
   const action = task.completed ? "reopen" : "complete";
   try {
-    const full = await api(`/api/tasks/${encodeURIComponent(task.id)}/${action}`, { method: "POST" });
-    applyTask(fromApi(full));
-    const title = full.title || task.title;
+    const title = (await changed(task.id, `/${action}`, { method: "POST" })).title || task.title;
     undoToast({
       message: action === "complete" ? `Completed “${title}”.` : `Reopened “${title}”.`,
       taskId: task.id,
@@ -381,8 +379,7 @@ async function toggle(li) {
       },
     });
   } catch (error) {
-    if (error.status === 404) applyDeleted(task.id);
-    showError(error.message);
+    showError(error.message); // a 404 took the row out already
   } finally {
     delete li.dataset.pending;
     li.removeAttribute("aria-busy");
